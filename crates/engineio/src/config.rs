@@ -1,0 +1,99 @@
+//! Engine.IO server settings, with the reference server's defaults.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::handshake::RequestInfo;
+
+/// Which transports clients may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transports {
+    /// HTTP long-polling.
+    pub polling: bool,
+    /// WebSocket.
+    pub websocket: bool,
+}
+
+/// Cross-origin settings for browser clients on another origin.
+#[derive(Debug, Clone, Default)]
+pub struct Cors {
+    /// Allowed origins; empty means any origin (the request's `Origin` is echoed back).
+    pub origins: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true`.
+    pub credentials: bool,
+}
+
+/// Why the `allow_request` hook refused a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Message returned to the client in the 403 body.
+    pub message: String,
+}
+
+/// The future returned by an [`AllowRequest`] hook.
+pub type AllowFuture = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>;
+
+/// An async check run on every handshake request (not on later requests of a session).
+pub type AllowRequest = Arc<dyn Fn(RequestInfo) -> AllowFuture + Send + Sync>;
+
+/// Engine.IO settings. Build with [`EngineConfig::default`] and adjust fields.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// URL path the engine answers on, with leading and trailing slash.
+    pub path: String,
+    /// Time between server pings.
+    pub ping_interval: Duration,
+    /// How long to wait for a pong before closing.
+    pub ping_timeout: Duration,
+    /// How long a started upgrade may take.
+    pub upgrade_timeout: Duration,
+    /// Largest message or polling body accepted, in bytes (`maxHttpBufferSize`/`maxPayload`).
+    pub max_payload: usize,
+    /// Enabled transports.
+    pub transports: Transports,
+    /// Whether polling clients may upgrade to WebSocket.
+    pub allow_upgrades: bool,
+    /// Cross-origin settings; `None` sends no CORS headers.
+    pub cors: Option<Cors>,
+    /// Hook that may refuse a handshake.
+    pub allow_request: Option<AllowRequest>,
+    /// Queued bytes for one client above which volatile packets to it are dropped.
+    pub volatile_threshold: usize,
+    /// Queued bytes for one client above which it is disconnected as too slow.
+    pub max_buffered: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            path: "/engine.io/".into(),
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_payload: 1_000_000,
+            transports: Transports {
+                polling: true,
+                websocket: true,
+            },
+            allow_upgrades: true,
+            cors: None,
+            allow_request: None,
+            volatile_threshold: 64 * 1024,
+            max_buffered: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("path", &self.path)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}

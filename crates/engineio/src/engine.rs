@@ -1,0 +1,507 @@
+//! The Engine.IO server: session registry and HTTP request routing (handshake, long-polling
+//! GET/POST, WebSocket upgrade), answering invalid requests the way the reference server does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::task::AbortHandle;
+
+use crate::config::EngineConfig;
+use crate::handshake::RequestInfo;
+use crate::packet::{decode_payload, encode_payload, Frame, Packet};
+use crate::session::{heartbeat, CloseReason, Handler, Session, TransportKind};
+use crate::sid::Sid;
+use crate::transport_ws;
+
+/// The response body type of every engine response.
+pub type ResponseBody = Full<Bytes>;
+
+/// Reference error codes of the HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HttpError {
+    UnknownTransport,
+    UnknownSid,
+    BadHandshakeMethod,
+    BadRequest,
+    Forbidden,
+    UnsupportedProtocolVersion,
+}
+
+impl HttpError {
+    fn response(self, message: Option<&str>) -> Response<ResponseBody> {
+        let (code, default_message) = match self {
+            HttpError::UnknownTransport => (0, "Transport unknown"),
+            HttpError::UnknownSid => (1, "Session ID unknown"),
+            HttpError::BadHandshakeMethod => (2, "Bad handshake method"),
+            HttpError::BadRequest => (3, "Bad request"),
+            HttpError::Forbidden => (4, "Forbidden"),
+            HttpError::UnsupportedProtocolVersion => (5, "Unsupported protocol version"),
+        };
+        let status = if self == HttpError::Forbidden {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = serde_json::json!({"code": code, "message": message.unwrap_or(default_message)});
+        json_response(status, body.to_string())
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<ResponseBody> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn text_response(
+    status: StatusCode,
+    body: Bytes,
+    content_type: &'static str,
+) -> Response<ResponseBody> {
+    let mut res = Response::new(Full::new(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+type Shard = RwLock<HashMap<Sid, Arc<Session>>>;
+
+pub(crate) struct Sessions {
+    shards: Box<[Shard]>,
+}
+
+impl Sessions {
+    fn new() -> Sessions {
+        Sessions {
+            shards: (0..16).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+    fn shard(&self, sid: &Sid) -> &Shard {
+        let b = sid.as_str().as_bytes();
+        &self.shards[usize::from(b[0] ^ b[19]) % self.shards.len()]
+    }
+    fn get(&self, sid: &Sid) -> Option<Arc<Session>> {
+        self.shard(sid)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sid)
+            .cloned()
+    }
+    fn insert(&self, session: Arc<Session>) {
+        let sid = session.sid();
+        self.shard(&sid)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sid, session);
+    }
+    fn remove(&self, sid: &Sid) -> Option<Arc<Session>> {
+        self.shard(sid)
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sid)
+    }
+    fn all(&self) -> Vec<Arc<Session>> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) config: EngineConfig,
+    pub(crate) handler: Arc<dyn Handler>,
+    sessions: Sessions,
+    heartbeats: RwLock<HashMap<Sid, AbortHandle>>,
+}
+
+/// An Engine.IO server. Cloning is cheap and shares the same sessions.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine that hands sessions and messages to `handler`.
+    pub fn new(config: EngineConfig, handler: Arc<dyn Handler>) -> Engine {
+        Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                handler,
+                sessions: Sessions::new(),
+                heartbeats: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// A session by id.
+    pub fn session(&self, sid: &Sid) -> Option<Arc<Session>> {
+        self.inner.sessions.get(sid)
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    /// Closes every session with the given reason.
+    pub fn close_all(&self, reason: CloseReason) {
+        for session in self.inner.sessions.all() {
+            session.close_with(reason);
+        }
+    }
+
+    /// Whether a request is for this engine's path.
+    pub fn matches(&self, path: &str) -> bool {
+        let base = self.inner.config.path.trim_end_matches('/');
+        path == base || path.starts_with(&self.inner.config.path)
+    }
+
+    /// Answers one HTTP request addressed to the engine path.
+    pub async fn handle<B>(&self, req: Request<B>) -> Result<Response<ResponseBody>, Infallible>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let mut res = self.route(req).await;
+        self.inner.add_cors(origin.as_ref(), &mut res);
+        Ok(res)
+    }
+
+    async fn route<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let inner = &self.inner;
+        if req.method() == Method::OPTIONS {
+            let mut res = Response::new(Full::new(Bytes::new()));
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            return res;
+        }
+        let mut eio = None;
+        let mut transport = None;
+        let mut sid = None;
+        for (k, v) in crate::handshake::parse_query(req.uri().query().unwrap_or("")) {
+            match k.as_str() {
+                "EIO" if eio.is_none() => eio = Some(v),
+                "transport" if transport.is_none() => transport = Some(v),
+                "sid" if sid.is_none() => sid = Some(v),
+                _ => {}
+            }
+        }
+        if eio.as_deref() != Some("4") {
+            return HttpError::UnsupportedProtocolVersion.response(None);
+        }
+        let transport = match transport.as_deref() {
+            Some("polling") if inner.config.transports.polling => TransportKind::Polling,
+            Some("websocket") if inner.config.transports.websocket => TransportKind::WebSocket,
+            _ => return HttpError::UnknownTransport.response(None),
+        };
+        let is_upgrade = transport_ws::is_upgrade_request(&req);
+        if let Some(sid) = sid {
+            let Some(session) = Sid::parse(&sid).and_then(|s| inner.sessions.get(&s)) else {
+                return HttpError::UnknownSid.response(None);
+            };
+            return match (transport, req.method()) {
+                (TransportKind::WebSocket, &Method::GET) if is_upgrade => {
+                    let allowed = {
+                        let state = session.lock();
+                        inner.config.allow_upgrades
+                            && state.transport == TransportKind::Polling
+                            && !state.upgrading
+                            && state.closed.is_none()
+                    };
+                    // Like the reference server: accept the WebSocket, then close it at once.
+                    let target = if allowed {
+                        transport_ws::Target::Upgrade(session)
+                    } else {
+                        transport_ws::Target::Refuse
+                    };
+                    transport_ws::accept(inner.clone(), req, target)
+                }
+                (TransportKind::Polling, &Method::GET) => inner.poll(&session).await,
+                (TransportKind::Polling, &Method::POST) => inner.push(&session, req).await,
+                _ => HttpError::BadRequest.response(None),
+            };
+        }
+        if req.method() != Method::GET {
+            return HttpError::BadHandshakeMethod.response(None);
+        }
+        if transport == TransportKind::WebSocket && !is_upgrade {
+            return HttpError::BadRequest.response(None);
+        }
+        let (parts, body) = req.into_parts();
+        let info = RequestInfo::from_parts(&parts);
+        if let Some(allow) = &inner.config.allow_request {
+            if let Err(refusal) = allow(info.clone()).await {
+                return HttpError::Forbidden.response(Some(&refusal.message));
+            }
+        }
+        match transport {
+            TransportKind::Polling => {
+                let session = inner.open(info, TransportKind::Polling);
+                inner.poll(&session).await
+            }
+            TransportKind::WebSocket => transport_ws::accept(
+                inner.clone(),
+                Request::from_parts(parts, body),
+                transport_ws::Target::New(info),
+            ),
+        }
+    }
+}
+
+impl EngineInner {
+    /// Creates, registers and announces a session whose open packet is already queued.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        info: RequestInfo,
+        transport: TransportKind,
+    ) -> Arc<Session> {
+        let sid = Sid::generate();
+        let session = Arc::new(Session::new(sid, info, transport, Arc::downgrade(self)));
+        let upgrades: &[&str] = if transport == TransportKind::Polling
+            && self.config.allow_upgrades
+            && self.config.transports.websocket
+        {
+            &["websocket"]
+        } else {
+            &[]
+        };
+        let open = serde_json::json!({
+            "sid": sid,
+            "upgrades": upgrades,
+            "pingInterval": self.config.ping_interval.as_millis() as u64,
+            "pingTimeout": self.config.ping_timeout.as_millis() as u64,
+            "maxPayload": self.config.max_payload,
+        });
+        let open = Packet::Open(Bytes::from(open.to_string()));
+        if let Some(text) = open.encode_text() {
+            let _ = session.send(Frame::Text(text));
+        }
+        self.sessions.insert(session.clone());
+        let task = tokio::spawn(heartbeat(
+            session.clone(),
+            self.config.ping_interval,
+            self.config.ping_timeout,
+        ));
+        self.heartbeats
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sid, task.abort_handle());
+        self.handler.on_open(&session);
+        session
+    }
+
+    pub(crate) fn remove(&self, session: &Session, reason: CloseReason) {
+        let sid = session.sid();
+        let Some(session) = self.sessions.remove(&sid) else {
+            return;
+        };
+        if let Some(task) = self
+            .heartbeats
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sid)
+        {
+            task.abort();
+        }
+        tracing::debug!(%sid, reason = reason.as_str(), "session closed");
+        self.handler.on_close(&session, reason);
+    }
+
+    /// A long-polling GET: waits for frames and returns them as one payload.
+    async fn poll(&self, session: &Arc<Session>) -> Response<ResponseBody> {
+        {
+            let mut state = session.lock();
+            if state.transport != TransportKind::Polling {
+                return HttpError::BadRequest.response(None);
+            }
+            if state.polling {
+                drop(state);
+                tracing::debug!(sid = %session.sid(), "overlapping poll: closing session");
+                session.close_with(CloseReason::TransportError);
+                return HttpError::BadRequest.response(None);
+            }
+            state.polling = true;
+        }
+        // An abandoned poll (client gone) closes the session when this future is dropped.
+        let mut guard = PollGuard {
+            session,
+            finished: false,
+        };
+        loop {
+            let changed = session.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let body = {
+                let mut state = session.lock();
+                if state.closed.is_some() {
+                    Some(Bytes::from_static(if state.client_closed {
+                        b"6"
+                    } else {
+                        b"1"
+                    }))
+                } else if state.upgrading || state.transport != TransportKind::Polling {
+                    Some(Bytes::from_static(b"6"))
+                } else if !state.frames.is_empty() {
+                    let frames = Session::take_frames(&mut state, self.config.max_payload);
+                    let mut out = BytesMut::new();
+                    encode_payload(&frames, &mut out);
+                    Some(out.freeze())
+                } else {
+                    None
+                }
+                .inspect(|_| state.polling = false)
+            };
+            if let Some(body) = body {
+                guard.finished = true;
+                return text_response(StatusCode::OK, body, "text/plain; charset=UTF-8");
+            }
+            changed.await;
+        }
+    }
+
+    /// A long-polling POST: decodes the payload and hands each packet to the session.
+    async fn push<B>(&self, session: &Arc<Session>, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.config.max_payload) {
+            session.close_with(CloseReason::TransportError);
+            return payload_too_large();
+        }
+        let body = match Limited::new(req.into_body(), self.config.max_payload)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(err) => {
+                session.close_with(CloseReason::TransportError);
+                if err
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return payload_too_large();
+                }
+                return HttpError::BadRequest.response(None);
+            }
+        };
+        let packets = match decode_payload(body) {
+            Ok(packets) => packets,
+            Err(err) => {
+                tracing::debug!(sid = %session.sid(), %err, "invalid polling payload");
+                session.close_with(CloseReason::ParseError);
+                return HttpError::BadRequest.response(None);
+            }
+        };
+        for packet in packets {
+            if let Err(reason) = session.receive(packet) {
+                session.close_with(reason);
+                break;
+            }
+        }
+        text_response(StatusCode::OK, Bytes::from_static(b"ok"), "text/html")
+    }
+
+    fn add_cors(&self, origin: Option<&HeaderValue>, res: &mut Response<ResponseBody>) {
+        let Some(cors) = &self.config.cors else {
+            return;
+        };
+        let Some(origin) = origin else {
+            return;
+        };
+        let allowed = cors.origins.is_empty()
+            || cors
+                .origins
+                .iter()
+                .any(|o| o.as_bytes() == origin.as_bytes());
+        if !allowed {
+            return;
+        }
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET,POST,OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type,authorization"),
+        );
+        if cors.credentials {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+    }
+}
+
+fn payload_too_large() -> Response<ResponseBody> {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        r#"{"code":3,"message":"Payload too large"}"#.into(),
+    )
+}
+
+struct PollGuard<'a> {
+    session: &'a Arc<Session>,
+    finished: bool,
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.session.lock().polling = false;
+            self.session.close_with(CloseReason::TransportError);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! One Engine.IO session: its outbound queue, transport state, heartbeat and close.
+//!
+//! Transports (polling requests, the WebSocket task) drive it: they push what the client sent in
+//! and take queued frames out. The session never touches a socket itself.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::engine::EngineInner;
+use crate::handshake::RequestInfo;
+use crate::packet::{Frame, Packet};
+use crate::sid::Sid;
+
+/// The transport a session currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// The name used on the wire (`polling`, `websocket`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Why a session ended. The strings match the reference server's reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client closed the transport or sent a close packet.
+    TransportClose,
+    /// The transport failed (connection reset, aborted poll, duplicate poll, I/O error).
+    TransportError,
+    /// No pong within the ping timeout.
+    PingTimeout,
+    /// The client sent bytes that are not valid Engine.IO.
+    ParseError,
+    /// The server closed the session (`Session::close`).
+    ForcedClose,
+    /// The client did not read fast enough and its queue crossed `max_buffered`.
+    SlowConsumer,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// The reason as the reference server spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::ServerShutdown => "server shutting down",
+        }
+    }
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session is closed.
+    #[error("session closed")]
+    Closed,
+    /// The client's queue is over its limit; the session was closed as a slow consumer.
+    #[error("client queue full: disconnected as a slow consumer")]
+    SlowConsumer,
+    /// A volatile frame was dropped because the client's queue is not empty enough.
+    #[error("volatile packet dropped: client busy")]
+    Dropped,
+}
+
+/// A message received from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// UTF-8 text (valid UTF-8 guaranteed).
+    Text(Bytes),
+    /// Binary data.
+    Binary(Bytes),
+}
+
+/// What the layer above Engine.IO implements to receive sessions and their messages.
+///
+/// Calls for one session never overlap and come in the order the client sent.
+pub trait Handler: Send + Sync + 'static {
+    /// A new session completed its handshake.
+    fn on_open(&self, session: &Arc<Session>);
+    /// A message arrived.
+    fn on_message(&self, session: &Arc<Session>, message: Message);
+    /// The session closed; called exactly once.
+    fn on_close(&self, session: &Arc<Session>, reason: CloseReason);
+}
+
+pub(crate) struct State {
+    pub(crate) frames: VecDeque<Frame>,
+    pub(crate) queued_bytes: usize,
+    pub(crate) transport: TransportKind,
+    pub(crate) closed: Option<CloseReason>,
+    /// A polling request is waiting for frames.
+    pub(crate) polling: bool,
+    /// An upgrade probe succeeded; pending polls must end with a noop.
+    pub(crate) upgrading: bool,
+    /// Set by the client's close packet: the pending poll ends with a noop.
+    pub(crate) client_closed: bool,
+}
+
+/// One client session. Cheap to share (`Arc<Session>`).
+pub struct Session {
+    sid: Sid,
+    request: RequestInfo,
+    pub(crate) state: Mutex<State>,
+    /// Woken when frames are queued, the transport changes, or the session closes.
+    pub(crate) changed: Notify,
+    pub(crate) pong: Notify,
+    close_started: AtomicBool,
+    engine: Weak<EngineInner>,
+    user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("sid", &self.sid).finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        sid: Sid,
+        request: RequestInfo,
+        transport: TransportKind,
+        engine: Weak<EngineInner>,
+    ) -> Session {
+        Session {
+            sid,
+            request,
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                queued_bytes: 0,
+                transport,
+                closed: None,
+                polling: false,
+                upgrading: false,
+                client_closed: false,
+            }),
+            changed: Notify::new(),
+            pong: Notify::new(),
+            close_started: AtomicBool::new(false),
+            engine,
+            user_data: OnceLock::new(),
+        }
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> Sid {
+        self.sid
+    }
+
+    /// The HTTP request that opened the session.
+    pub fn request(&self) -> &RequestInfo {
+        &self.request
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> TransportKind {
+        self.lock().transport
+    }
+
+    /// Whether the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    /// Attaches the upper layer's per-session data; only the first call has an effect.
+    pub fn set_data(&self, data: Arc<dyn Any + Send + Sync>) {
+        let _ = self.user_data.set(data);
+    }
+
+    /// The upper layer's per-session data, if set and of type `T`.
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.user_data.get()?.clone().downcast().ok()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the queue itself is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame. Over `max_buffered` the session is closed as a slow consumer.
+    pub fn send(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame, false)
+    }
+
+    /// Queues a frame that may be dropped: when more than `volatile_threshold` bytes already
+    /// wait for this client, the frame is discarded instead (Socket.IO `volatile`).
+    pub fn send_volatile(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame, true)
+    }
+
+    /// Queues many frames at once, in order, under one lock (a packet and its attachments).
+    pub fn send_all(
+        &self,
+        frames: impl IntoIterator<Item = Frame>,
+        volatile: bool,
+    ) -> Result<(), SendError> {
+        let (volatile_at, max) = self.limits();
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return Err(SendError::Closed);
+        }
+        let before = (state.frames.len(), state.queued_bytes);
+        for frame in frames {
+            state.queued_bytes += frame.len();
+            state.frames.push_back(frame);
+        }
+        if volatile && before.1 > volatile_at {
+            state.frames.truncate(before.0);
+            state.queued_bytes = before.1;
+            return Err(SendError::Dropped);
+        }
+        if state.queued_bytes > max {
+            drop(state);
+            tracing::warn!(sid = %self.sid, "client queue over {max} bytes: disconnecting slow consumer");
+            self.close_with(CloseReason::SlowConsumer);
+            return Err(SendError::SlowConsumer);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    fn enqueue(&self, frame: Frame, volatile: bool) -> Result<(), SendError> {
+        self.send_all(std::iter::once(frame), volatile)
+    }
+
+    fn limits(&self) -> (usize, usize) {
+        self.engine.upgrade().map_or((usize::MAX, usize::MAX), |e| {
+            (e.config.volatile_threshold, e.config.max_buffered)
+        })
+    }
+
+    /// Takes queued frames, at most `max_bytes` worth (at least one frame).
+    pub(crate) fn take_frames(state: &mut State, max_bytes: usize) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let mut taken = 0;
+        while let Some(front) = state.frames.front() {
+            if !out.is_empty() && taken + front.len() > max_bytes {
+                break;
+            }
+            taken += front.len();
+            if let Some(frame) = state.frames.pop_front() {
+                out.push(frame);
+            }
+        }
+        state.queued_bytes -= taken;
+        if state.frames.is_empty() && state.frames.capacity() > 64 {
+            state.frames = VecDeque::new();
+        }
+        out
+    }
+
+    /// Closes the session from the server side (`forced close`).
+    pub fn close(&self) {
+        self.close_with(CloseReason::ForcedClose);
+    }
+
+    /// Closes the session with a reason. The handler's `on_close` runs once.
+    pub fn close_with(&self, reason: CloseReason) {
+        if self.close_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut state = self.lock();
+            state.closed = Some(reason);
+        }
+        self.changed.notify_waiters();
+        if let Some(engine) = self.engine.upgrade() {
+            engine.remove(self, reason);
+        }
+    }
+
+    /// Handles one packet from the client, whatever the transport.
+    pub(crate) fn receive(self: &Arc<Self>, packet: Packet) -> Result<(), CloseReason> {
+        match packet {
+            Packet::Message(text) => self.deliver(Message::Text(text)),
+            Packet::Binary(bin) => self.deliver(Message::Binary(bin)),
+            Packet::Pong => self.pong.notify_one(),
+            Packet::Close => {
+                self.lock().client_closed = true;
+                return Err(CloseReason::TransportClose);
+            }
+            Packet::Noop => {}
+            Packet::Ping
+            | Packet::PingProbe
+            | Packet::PongProbe
+            | Packet::Upgrade
+            | Packet::Open(_) => return Err(CloseReason::ParseError),
+        }
+        Ok(())
+    }
+
+    fn deliver(self: &Arc<Self>, message: Message) {
+        if let Some(engine) = self.engine.upgrade() {
+            engine.handler.on_message(self, message);
+        }
+    }
+}
+
+/// Runs the server heartbeat of one session until it closes: ping every interval, close after an
+/// unanswered ping.
+pub(crate) async fn heartbeat(
+    session: Arc<Session>,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+) {
+    // Absolute deadlines, so that timer rounding does not add up from one ping to the next.
+    let mut next_ping = tokio::time::Instant::now() + interval;
+    loop {
+        tokio::time::sleep_until(next_ping).await;
+        if session.send(Frame::Text(Bytes::from_static(b"2"))).is_err() {
+            return;
+        }
+        let deadline = next_ping + timeout;
+        if tokio::time::timeout_at(deadline, session.pong.notified())
+            .await
+            .is_err()
+        {
+            session.close_with(CloseReason::PingTimeout);
+            return;
+        }
+        next_ping = tokio::time::Instant::now() + interval;
+    }
+}

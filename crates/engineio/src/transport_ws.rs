@@ -1,0 +1,369 @@
+//! The WebSocket transport: accepts the HTTP upgrade, runs the probe/upgrade exchange for polling
+//! sessions, then one task per connection that reads frames into the session and writes its
+//! queued frames in batches.
+//!
+//! Idle connections hold no read or write buffer: reads go through a per-thread scratch buffer and
+//! only the bytes of an incomplete frame are kept.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::engine::{EngineInner, ResponseBody};
+use crate::handshake::RequestInfo;
+use crate::packet::{Frame, Packet};
+use crate::session::{CloseReason, Session, TransportKind};
+use crate::ws_codec::{self, Decoder, Message, OpCode};
+
+/// Largest batch of queued bytes written with one system call.
+const WRITE_BATCH: usize = 256 * 1024;
+const SCRATCH_SIZE: usize = 32 * 1024;
+
+pub(crate) enum Target {
+    New(RequestInfo),
+    Upgrade(Arc<Session>),
+    /// A WebSocket for a session that cannot take one (already upgraded or upgrading).
+    Refuse,
+}
+
+pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
+}
+
+/// Answers the upgrade request with 101 and spawns the connection task.
+pub(crate) fn accept<B: Send + 'static>(
+    engine: Arc<EngineInner>,
+    mut req: Request<B>,
+    target: Target,
+) -> Response<ResponseBody> {
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let (Some(key), true) = (key, version_ok) else {
+        let mut res = Response::new(Full::new(Bytes::from_static(
+            br#"{"code":3,"message":"Bad request"}"#,
+        )));
+        *res.status_mut() = StatusCode::BAD_REQUEST;
+        return res;
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => run(engine, parts.io.into_inner(), parts.read_buf, target).await,
+                Err(upgraded) => run(engine, TokioIo::new(upgraded), Bytes::new(), target).await,
+            },
+            Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
+        }
+    });
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&ws_codec::accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    res
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+}
+
+struct Conn<IO> {
+    io: IO,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
+    /// Reads what is available; `Ok(0)` at end of stream.
+    fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let spare = self.buf.capacity() - self.buf.len();
+        if spare >= 4096 {
+            // Mid-frame with room reserved by the decoder: read straight into it.
+            let before = self.buf.len();
+            self.buf.resize(before + spare, 0);
+            let mut rb = ReadBuf::new(&mut self.buf[before..]);
+            let result = Pin::new(&mut self.io).poll_read(cx, &mut rb);
+            let n = rb.filled().len();
+            self.buf.truncate(before + n);
+            return result.map(|r| r.map(|()| n));
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut rb = ReadBuf::new(&mut scratch[..]);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    self.buf.extend_from_slice(rb.filled());
+                    Poll::Ready(Ok(rb.filled().len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    }
+
+    async fn read_some(&mut self) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_some(cx)).await
+    }
+
+    /// The next complete message, reading as needed; `None` at end of stream.
+    async fn next_message(&mut self) -> Result<Option<Message>, CloseReason> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(message)) => return Ok(Some(message)),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::debug!(%err, "invalid websocket frame");
+                    let mut out = BytesMut::new();
+                    ws_codec::encode_close(err.close_code(), &mut out);
+                    let _ = self.io.write_all(&out).await;
+                    return Err(CloseReason::ParseError);
+                }
+            }
+            match self.read_some().await {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(_) => return Err(CloseReason::TransportError),
+            }
+        }
+    }
+
+    async fn write_frame(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
+        let mut out = BytesMut::new();
+        ws_codec::encode_frame(opcode, payload, &mut out);
+        self.io.write_all(&out).await
+    }
+
+    fn release_idle_buffer(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 && !self.decoder.is_mid_message() {
+            self.buf = BytesMut::new();
+        }
+    }
+}
+
+async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
+    engine: Arc<EngineInner>,
+    io: IO,
+    leftover: Bytes,
+    target: Target,
+) {
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::from(&leftover[..]),
+        decoder: Decoder::new(engine.config.max_payload),
+    };
+    let session = match target {
+        Target::Refuse => {
+            let mut out = BytesMut::new();
+            ws_codec::encode_close(1008, &mut out);
+            let _ = conn.io.write_all(&out).await;
+            return;
+        }
+        Target::New(info) => engine.open(info, TransportKind::WebSocket),
+        Target::Upgrade(session) => {
+            let timeout = engine.config.upgrade_timeout;
+            match tokio::time::timeout(timeout, probe(&mut conn, &session)).await {
+                Ok(Ok(())) => session,
+                Ok(Err(())) | Err(_) => {
+                    session.lock().upgrading = false;
+                    session.changed.notify_waiters();
+                    let mut out = BytesMut::new();
+                    ws_codec::encode_close(1000, &mut out);
+                    let _ = conn.io.write_all(&out).await;
+                    return;
+                }
+            }
+        }
+    };
+    let reason = serve(&mut conn, &session).await;
+    session.close_with(reason);
+    let mut out = BytesMut::new();
+    ws_codec::encode_close(1000, &mut out);
+    let _ = conn.io.write_all(&out).await;
+    let _ = conn.io.shutdown().await;
+}
+
+/// The upgrade exchange: `2probe` → `3probe`, pending poll ends with `6`, then `5` switches.
+async fn probe<IO: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<IO>,
+    session: &Arc<Session>,
+) -> Result<(), ()> {
+    loop {
+        let message = conn.next_message().await.map_err(|_| ())?.ok_or(())?;
+        match message {
+            Message::Text(text) => match Packet::decode_text(text) {
+                Ok(Packet::PingProbe) => {
+                    conn.write_frame(OpCode::Text, b"3probe")
+                        .await
+                        .map_err(|_| ())?;
+                    let mut state = session.lock();
+                    if state.closed.is_some() {
+                        return Err(());
+                    }
+                    state.upgrading = true;
+                    drop(state);
+                    session.changed.notify_waiters();
+                }
+                Ok(Packet::Upgrade) => {
+                    let mut state = session.lock();
+                    if !state.upgrading || state.closed.is_some() {
+                        return Err(());
+                    }
+                    state.upgrading = false;
+                    state.transport = TransportKind::WebSocket;
+                    drop(state);
+                    session.changed.notify_waiters();
+                    return Ok(());
+                }
+                Ok(Packet::Noop) => {}
+                _ => return Err(()),
+            },
+            Message::Ping(data) => conn
+                .write_frame(OpCode::Pong, &data)
+                .await
+                .map_err(|_| ())?,
+            Message::Close(_) => return Err(()),
+            Message::Pong(_) | Message::Binary(_) => {}
+        }
+    }
+}
+
+/// The main loop: flush queued frames, then wait for either new frames or client bytes.
+async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<IO>,
+    session: &Arc<Session>,
+) -> CloseReason {
+    // Frames that arrived in the same read as the upgrade packet are already buffered.
+    if let Err(reason) = drain_messages(conn, session).await {
+        return reason;
+    }
+    loop {
+        let (frames, closed) = {
+            let mut state = session.lock();
+            match state.closed {
+                Some(reason) => (Vec::new(), Some(reason)),
+                None => (Session::take_frames(&mut state, WRITE_BATCH), None),
+            }
+        };
+        if let Some(reason) = closed {
+            return reason;
+        }
+        if !frames.is_empty() {
+            let mut out = BytesMut::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
+            for frame in &frames {
+                let (opcode, bytes) = match frame {
+                    Frame::Text(b) => (OpCode::Text, b),
+                    Frame::Binary(b) => (OpCode::Binary, b),
+                };
+                ws_codec::encode_header(opcode, bytes.len(), &mut out);
+                out.extend_from_slice(bytes);
+            }
+            drop(frames);
+            let closed = session.changed.notified();
+            tokio::select! {
+                biased;
+                res = conn.io.write_all(&out) => {
+                    if res.is_err() {
+                        return CloseReason::TransportError;
+                    }
+                }
+                // A slow consumer closed while we were stuck writing to it.
+                _ = wait_closed(session, closed) => continue,
+            }
+            continue;
+        }
+        let changed = session.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        {
+            let state = session.lock();
+            if state.closed.is_some() || !state.frames.is_empty() {
+                continue;
+            }
+        }
+        conn.release_idle_buffer();
+        tokio::select! {
+            _ = &mut changed => {}
+            read = conn.read_some() => match read {
+                Ok(0) => return CloseReason::TransportClose,
+                Err(_) => return CloseReason::TransportError,
+                Ok(_) => {
+                    if let Err(reason) = drain_messages(conn, session).await {
+                        return reason;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn wait_closed(session: &Session, first: tokio::sync::futures::Notified<'_>) {
+    let mut notified = Box::pin(first);
+    loop {
+        notified.as_mut().await;
+        if session.is_closed() {
+            return;
+        }
+        notified = Box::pin(session.changed.notified());
+    }
+}
+
+/// Hands every complete message in the read buffer to the session.
+async fn drain_messages<IO: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<IO>,
+    session: &Arc<Session>,
+) -> Result<(), CloseReason> {
+    loop {
+        let message = match conn.decoder.decode(&mut conn.buf) {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(err) => {
+                tracing::debug!(sid = %session.sid(), %err, "invalid websocket frame");
+                let mut out = BytesMut::new();
+                ws_codec::encode_close(err.close_code(), &mut out);
+                let _ = conn.io.write_all(&out).await;
+                return Err(CloseReason::ParseError);
+            }
+        };
+        match message {
+            Message::Text(text) => {
+                let packet = Packet::decode_text(text).map_err(|err| {
+                    tracing::debug!(sid = %session.sid(), %err, "invalid packet");
+                    CloseReason::ParseError
+                })?;
+                session.receive(packet)?;
+            }
+            Message::Binary(bin) => session.receive(Packet::Binary(bin))?,
+            Message::Ping(data) => {
+                conn.write_frame(OpCode::Pong, &data)
+                    .await
+                    .map_err(|_| CloseReason::TransportError)?;
+            }
+            Message::Pong(_) => {}
+            Message::Close(_) => return Err(CloseReason::TransportClose),
+        }
+    }
+}
