@@ -1,0 +1,293 @@
+//! One Engine.IO connection seen from Socket.IO: decodes its packets (joining binary
+//! attachments), routes them to the namespace sockets, runs the CONNECT flow (recovery,
+//! middlewares, reply) and closes everything when the connection ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use engineio::{Message, Session, Sid};
+use tokio::task::AbortHandle;
+
+use crate::encode::{encode_control, encode_event};
+use crate::handler::{run_inline, ConnectRequest};
+use crate::handshake::Handshake;
+use crate::namespace::NsInner;
+use crate::packet::{decode, Packet, PacketType, Reassembler};
+use crate::server::{ServerConfig, ServerInner};
+use crate::socket::{DisconnectReason, Socket};
+
+pub(crate) struct Client {
+    pub(crate) session: Arc<Session>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) state: Arc<http::Extensions>,
+    server: Weak<ServerInner>,
+    sockets: Mutex<HashMap<String, Socket>>,
+    reassembler: Mutex<Reassembler>,
+    connect_timer: Mutex<Option<AbortHandle>>,
+}
+
+impl Client {
+    pub(crate) fn new(session: Arc<Session>, server: &Arc<ServerInner>) -> Arc<Client> {
+        let client = Arc::new(Client {
+            session,
+            config: server.config.clone(),
+            state: server.state.clone(),
+            server: Arc::downgrade(server),
+            sockets: Mutex::new(HashMap::new()),
+            reassembler: Mutex::new(Reassembler::default()),
+            connect_timer: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&client);
+        let timeout = client.config.connect_timeout;
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(client) = weak.upgrade() {
+                if client
+                    .sockets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+                {
+                    tracing::debug!(sid = %client.session.sid(), "no namespace joined in time: closing");
+                    client.session.close();
+                }
+            }
+        });
+        *client
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(timer.abort_handle());
+        client
+    }
+
+    pub(crate) fn on_message(self: &Arc<Self>, message: Message) {
+        let complete = {
+            let mut reassembler = self.reassembler.lock().unwrap_or_else(|e| e.into_inner());
+            match message {
+                Message::Text(text) => {
+                    decode(text, &self.config.limits).and_then(|p| reassembler.text(p))
+                }
+                Message::Binary(data) => reassembler.binary(data),
+            }
+        };
+        match complete {
+            Ok(Some(packet)) => self.route(packet),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::debug!(sid = %self.session.sid(), %err, "invalid packet: closing connection");
+                self.close_all(DisconnectReason::ParseError);
+                self.session.close_with(engineio::CloseReason::ParseError);
+            }
+        }
+    }
+
+    fn route(self: &Arc<Self>, packet: Packet) {
+        if packet.kind == PacketType::Connect {
+            return self.on_connect(packet);
+        }
+        let socket = self
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&packet.nsp)
+            .cloned();
+        let Some(socket) = socket else {
+            tracing::debug!(sid = %self.session.sid(), nsp = %packet.nsp, "packet for a namespace not joined: closing");
+            self.close_all(DisconnectReason::ParseError);
+            self.session.close_with(engineio::CloseReason::ParseError);
+            return;
+        };
+        match packet.kind {
+            PacketType::Event => socket.dispatch_event(packet),
+            PacketType::Ack => socket.dispatch_ack(packet),
+            PacketType::Disconnect => {
+                self.remove_socket(&packet.nsp);
+                socket.close(DisconnectReason::ClientNamespaceDisconnect);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connect(self: &Arc<Self>, packet: Packet) {
+        let Some(server) = self.server.upgrade() else {
+            return;
+        };
+        if self
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&packet.nsp)
+        {
+            tracing::debug!(nsp = %packet.nsp, "already connected to namespace: ignoring CONNECT");
+            return;
+        }
+        let Some(ns) = server.namespace_for(&packet.nsp) else {
+            let body = serde_json::json!({"message": "Invalid namespace"});
+            let _ = self.session.send(encode_control(
+                PacketType::ConnectError,
+                &packet.nsp,
+                Some(&body),
+            ));
+            return;
+        };
+        let auth = packet
+            .auth
+            .as_deref()
+            .and_then(|raw| serde_json::from_slice(raw).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let client = self.clone();
+        run_inline(async move { client.connect(ns, auth).await });
+    }
+
+    async fn connect(self: Arc<Self>, ns: Arc<NsInner>, auth: serde_json::Value) {
+        let mut restored = None;
+        if ns.recovery_enabled() {
+            if let (Some(pid), Some(offset)) = (
+                auth.get("pid").and_then(|v| v.as_str()),
+                auth.get("offset").and_then(|v| v.as_str()),
+            ) {
+                restored = ns.adapter().restore_session(pid, offset).await;
+            }
+        }
+        let handshake = Arc::new(Handshake::new(self.session.request(), auth));
+        let extensions = restored
+            .as_ref()
+            .map(|r| r.session.data.clone())
+            .unwrap_or_default();
+        let skip_middlewares =
+            restored.is_some() && ns.recovery.is_some_and(|r| r.skip_middlewares);
+        let extensions = if skip_middlewares {
+            extensions
+        } else {
+            let req = ConnectRequest {
+                handshake: handshake.clone(),
+                nsp: ns.name().to_owned(),
+                remote_addr: self.session.request().remote_addr,
+                extensions: Arc::new(Mutex::new(extensions)),
+                headers: self.session.request().headers.clone(),
+            };
+            let middlewares = ns
+                .handlers
+                .middlewares
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for middleware in middlewares {
+                if let Err(err) = middleware(req.clone()).await {
+                    let mut body = serde_json::json!({"message": err.message});
+                    if let Some(data) = err.data {
+                        body["data"] = data;
+                    }
+                    tracing::debug!(nsp = ns.name(), message = %err.message, "connection refused by middleware");
+                    let _ = self.session.send(encode_control(
+                        PacketType::ConnectError,
+                        ns.name(),
+                        Some(&body),
+                    ));
+                    return;
+                }
+            }
+            let ext = req
+                .extensions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            ext
+        };
+        if self.session.is_closed() {
+            return;
+        }
+        let (id, pid, recovered) = match &restored {
+            Some(r) => (r.session.sid, Some(r.session.pid), true),
+            None => (
+                Sid::generate(),
+                ns.recovery_enabled().then(Sid::generate),
+                false,
+            ),
+        };
+        let socket = Socket::new(
+            id,
+            pid,
+            ns.clone(),
+            self.clone(),
+            handshake,
+            extensions,
+            recovered,
+        );
+        ns.add_socket(socket.clone());
+        let mut rooms = vec![crate::adapter::Room::from(id.as_str())];
+        if let Some(r) = &restored {
+            rooms.extend(r.session.rooms.iter().cloned());
+        }
+        ns.adapter().add_all(id, &rooms);
+        self.sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ns.name().to_owned(), socket.clone());
+        if let Some(timer) = self
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            timer.abort();
+        }
+        if let Some(r) = restored {
+            for (payload, offset) in &r.missed {
+                let encoded = encode_event(ns.name(), None, payload, Some(offset));
+                let _ = socket.send_encoded(&encoded, false);
+            }
+        }
+        let mut body = serde_json::json!({"sid": id});
+        if let Some(pid) = pid {
+            body["pid"] = serde_json::json!(pid);
+        }
+        let _ = self
+            .session
+            .send(encode_control(PacketType::Connect, ns.name(), Some(&body)));
+        let handler = ns
+            .handlers
+            .on_connect
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(handler) = handler {
+            if let Err(err) = handler(socket.clone()).await {
+                tracing::warn!(sid = %id, nsp = ns.name(), error = %err.message, "connection handler failed");
+            }
+        }
+    }
+
+    pub(crate) fn remove_socket(&self, nsp: &str) {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(nsp);
+    }
+
+    /// Disconnects every socket of this connection with `reason`.
+    pub(crate) fn close_all(&self, reason: DisconnectReason) {
+        let sockets: Vec<Socket> = self
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for socket in sockets {
+            socket.close(reason);
+        }
+    }
+
+    pub(crate) fn on_close(&self, reason: engineio::CloseReason) {
+        if let Some(timer) = self
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            timer.abort();
+        }
+        self.close_all(reason.into());
+    }
+}

@@ -1,0 +1,257 @@
+//! Outgoing packet encoding: serialize user data once into Engine.IO-ready frames (text frame with
+//! header and JSON, followed by binary attachment frames). Pure apart from serde.
+
+use bytes::{Bytes, BytesMut};
+use engineio::Frame;
+use serde::Serialize;
+
+use crate::binary::collect_attachments;
+use crate::error::EmitError;
+use crate::packet::{write_header, PacketType};
+
+/// An event's arguments serialized once: `["event",arg1,...]` and the attachments it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPayload {
+    /// The JSON array, event name first.
+    pub json: Bytes,
+    /// Binary attachments referenced by placeholders in `json`.
+    pub attachments: Vec<Bytes>,
+}
+
+/// Reserved event names a server must not emit.
+const RESERVED: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+impl EventPayload {
+    /// `["event", data]`: `data` is one argument.
+    pub fn single<T: Serialize + ?Sized>(event: &str, data: &T) -> Result<Self, EmitError> {
+        Self::build(event, data, false)
+    }
+
+    /// `["event", a, b, ...]`: `data` must serialize to a sequence (a tuple, array or `Vec`);
+    /// its elements become the arguments. `()` gives no arguments.
+    pub fn spread<T: Serialize + ?Sized>(event: &str, data: &T) -> Result<Self, EmitError> {
+        Self::build(event, data, true)
+    }
+
+    fn build<T: Serialize + ?Sized>(
+        event: &str,
+        data: &T,
+        spread: bool,
+    ) -> Result<Self, EmitError> {
+        if RESERVED.contains(&event) {
+            return Err(EmitError::ReservedEvent(event.to_owned()));
+        }
+        let mut json = Vec::with_capacity(64);
+        json.push(b'[');
+        serde_json::to_writer(&mut json, event)?;
+        let (res, attachments) = collect_attachments(|| -> Result<(), EmitError> {
+            let start = json.len();
+            json.push(b',');
+            serde_json::to_writer(&mut json, data)?;
+            if spread {
+                let written = &json[start + 1..];
+                if written == b"null" {
+                    json.truncate(start);
+                } else if written.first() == Some(&b'[') && written.last() == Some(&b']') {
+                    if written.len() == 2 {
+                        json.truncate(start);
+                    } else {
+                        json.remove(start + 1);
+                        json.pop();
+                    }
+                } else {
+                    return Err(EmitError::NotASequence);
+                }
+            }
+            Ok(())
+        });
+        res?;
+        json.push(b']');
+        Ok(EventPayload {
+            json: Bytes::from(json),
+            attachments,
+        })
+    }
+
+    /// Builds a payload from raw JSON arguments (already valid JSON) and attachments.
+    pub fn from_raw(
+        event: &str,
+        raw_args: &str,
+        attachments: Vec<Bytes>,
+    ) -> Result<Self, EmitError> {
+        let mut json = Vec::with_capacity(raw_args.len() + event.len() + 4);
+        json.push(b'[');
+        serde_json::to_writer(&mut json, event)?;
+        let inner = raw_args.trim();
+        let inner = inner
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or("");
+        if !inner.trim().is_empty() {
+            json.push(b',');
+            json.extend_from_slice(inner.as_bytes());
+        }
+        json.push(b']');
+        Ok(EventPayload {
+            json: Bytes::from(json),
+            attachments,
+        })
+    }
+}
+
+/// A packet ready to queue: its text frame and attachment frames.
+#[derive(Debug, Clone)]
+pub struct EncodedPacket {
+    /// The Engine.IO text frame (`4` + Socket.IO packet).
+    pub text: Frame,
+    /// One binary frame per attachment.
+    pub attachments: Vec<Bytes>,
+}
+
+impl EncodedPacket {
+    /// All frames in order (cheap clones of shared bytes).
+    pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
+        std::iter::once(self.text.clone())
+            .chain(self.attachments.iter().cloned().map(Frame::Binary))
+    }
+}
+
+/// Encodes an EVENT (or ACK when `kind` is `Ack`) with the given JSON array payload.
+/// `offset`, when given, is appended as a last string argument (connection state recovery).
+pub(crate) fn encode_json_packet(
+    kind: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    json: &[u8],
+    attachments: &[Bytes],
+    offset: Option<&str>,
+) -> EncodedPacket {
+    let mut out =
+        BytesMut::with_capacity(json.len() + nsp.len() + 24 + offset.map_or(0, |o| o.len() + 3));
+    out.extend_from_slice(b"4");
+    write_header(&mut out, kind, attachments.len(), nsp, id, true);
+    match offset {
+        Some(offset) if json.len() >= 2 => {
+            out.extend_from_slice(&json[..json.len() - 1]);
+            out.extend_from_slice(b",");
+            let quoted = serde_json::to_string(offset).unwrap_or_else(|_| "\"\"".into());
+            out.extend_from_slice(quoted.as_bytes());
+            out.extend_from_slice(b"]");
+        }
+        _ => out.extend_from_slice(json),
+    }
+    EncodedPacket {
+        text: Frame::Text(out.freeze()),
+        attachments: attachments.to_vec(),
+    }
+}
+
+/// Encodes an event payload for a namespace.
+pub(crate) fn encode_event(
+    nsp: &str,
+    id: Option<u64>,
+    payload: &EventPayload,
+    offset: Option<&str>,
+) -> EncodedPacket {
+    encode_json_packet(
+        PacketType::Event,
+        nsp,
+        id,
+        &payload.json,
+        &payload.attachments,
+        offset,
+    )
+}
+
+/// Encodes a JSON object packet (CONNECT reply, CONNECT_ERROR) or a bare DISCONNECT.
+pub(crate) fn encode_control(
+    kind: PacketType,
+    nsp: &str,
+    body: Option<&serde_json::Value>,
+) -> Frame {
+    let mut out = BytesMut::with_capacity(64);
+    out.extend_from_slice(b"4");
+    write_header(&mut out, kind, 0, nsp, None, body.is_some());
+    if let Some(body) = body {
+        out.extend_from_slice(body.to_string().as_bytes());
+    }
+    Frame::Text(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Binary;
+
+    fn text(p: &EncodedPacket) -> String {
+        match &p.text {
+            Frame::Text(b) => String::from_utf8(b.to_vec()).expect("utf8"),
+            Frame::Binary(_) => panic!("binary"),
+        }
+    }
+
+    #[test]
+    fn single_spread_and_offset() {
+        let p = EventPayload::single("hi", &serde_json::json!({"a":1})).expect("ok");
+        assert_eq!(
+            text(&encode_event("/", None, &p, None)),
+            r#"42["hi",{"a":1}]"#
+        );
+        let p = EventPayload::spread("hi", &(1, "2")).expect("ok");
+        assert_eq!(
+            text(&encode_event("/chat", Some(7), &p, None)),
+            r#"42/chat,7["hi",1,"2"]"#
+        );
+        let p = EventPayload::spread("hi", &()).expect("ok");
+        assert_eq!(
+            text(&encode_event("/", None, &p, Some("abc"))),
+            r#"42["hi","abc"]"#
+        );
+        assert!(matches!(
+            EventPayload::spread("hi", &5),
+            Err(EmitError::NotASequence)
+        ));
+        assert!(matches!(
+            EventPayload::single("connect", &5),
+            Err(EmitError::ReservedEvent(_))
+        ));
+    }
+
+    #[test]
+    fn binary_event_header() {
+        let p = EventPayload::single("doge", &Binary::from(&b"asdfasdf"[..])).expect("ok");
+        let e = encode_event("/", None, &p, None);
+        assert_eq!(text(&e), r#"451-["doge",{"_placeholder":true,"num":0}]"#);
+        assert_eq!(e.frames().count(), 2);
+    }
+
+    #[test]
+    fn control_packets() {
+        let f = encode_control(
+            PacketType::ConnectError,
+            "/random",
+            Some(&serde_json::json!({"message":"Invalid namespace"})),
+        );
+        assert_eq!(
+            f,
+            Frame::Text(Bytes::from_static(
+                br#"44/random,{"message":"Invalid namespace"}"#
+            ))
+        );
+        assert_eq!(
+            encode_control(PacketType::Disconnect, "/custom", None),
+            Frame::Text(Bytes::from_static(b"41/custom,"))
+        );
+        assert_eq!(
+            encode_control(PacketType::Disconnect, "/", None),
+            Frame::Text(Bytes::from_static(b"41"))
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Error types of the Socket.IO server API, one per operation.
+
+use serde::Serialize;
+use std::fmt;
+
+/// An error returned by an event handler (or a failed argument extraction). It is logged with the
+/// socket id and event name and sent to the client according to the [`ErrorPolicy`]
+/// (`crate::ErrorPolicy`).
+///
+/// Any `std::error::Error` converts into it with `?`; use [`HandlerError::new`] for a message and
+/// [`HandlerError::with_data`] for structured details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerError {
+    /// Human-readable message, sent to the client as `message`.
+    pub message: String,
+    /// Optional structured details, sent as `data`.
+    pub data: Option<serde_json::Value>,
+}
+
+impl HandlerError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        HandlerError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds structured details.
+    pub fn with_data(mut self, data: impl Serialize) -> Self {
+        self.data = serde_json::to_value(data).ok();
+        self
+    }
+
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        obj.insert("message".into(), self.message.clone().into());
+        if let Some(data) = &self.data {
+            obj.insert("data".into(), data.clone());
+        }
+        serde_json::Value::Object(obj)
+    }
+}
+
+impl<E: std::error::Error> From<E> for HandlerError {
+    fn from(err: E) -> Self {
+        HandlerError::new(err.to_string())
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A refusal from connection middleware; the client receives it as `connect_error` with
+/// `err.message` and `err.data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectError {
+    /// The message (`err.message` on the client).
+    pub message: String,
+    /// Optional details (`err.data` on the client).
+    pub data: Option<serde_json::Value>,
+}
+
+impl ConnectError {
+    /// A refusal with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds details the client sees as `err.data`.
+    pub fn with_data(mut self, data: impl Serialize) -> Self {
+        self.data = serde_json::to_value(data).ok();
+        self
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Why an emit failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The data could not be serialized.
+    #[error("cannot serialize event data: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Arguments given to `emit_args` did not serialize to a JSON array (use a tuple).
+    #[error("emit_args needs a tuple or sequence of arguments")]
+    NotASequence,
+    /// The socket is disconnected.
+    #[error("socket disconnected")]
+    Disconnected,
+    /// The client's queue was full: it was disconnected as a slow consumer.
+    #[error("client too slow: disconnected")]
+    SlowConsumer,
+    /// The event name is reserved by the protocol.
+    #[error("reserved event name {0:?}")]
+    ReservedEvent(String),
+    /// The adapter could not deliver or publish.
+    #[error("adapter error: {0}")]
+    Adapter(#[from] AdapterError),
+}
+
+/// Why waiting for an acknowledgement failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// No acknowledgement within the timeout.
+    #[error("operation has timed out")]
+    Timeout,
+    /// The socket disconnected before acknowledging.
+    #[error("socket disconnected before acknowledging")]
+    Disconnected,
+    /// The emit itself failed.
+    #[error("emit failed: {0}")]
+    Emit(String),
+}
+
+/// An error from an adapter operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// A cluster operation did not complete in time.
+    #[error("timeout reached: {0}")]
+    Timeout(String),
+    /// The backing engine is unreachable or answered with an error.
+    #[error("adapter backend: {0}")]
+    Backend(String),
+}
+
+/// Why extracting a handler argument failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// The event arguments did not deserialize into the requested type.
+    #[error("invalid arguments: {0}")]
+    InvalidData(serde_json::Error),
+    /// The requested shared state was not registered with the server.
+    #[error("state of type {0} was not registered")]
+    MissingState(&'static str),
+    /// The requested socket extension was not set by middleware.
+    #[error("socket extension of type {0} is not set")]
+    MissingExtension(&'static str),
+}

@@ -1,0 +1,479 @@
+//! The Socket.IO server: its builder and settings, the namespace registry (static and dynamic),
+//! the bridge that receives Engine.IO sessions, and the tower service, layer and listener.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use engineio::{
+    AllowRequest, CloseReason, Cors, Engine, EngineConfig, Message, RequestInfo, Session,
+};
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{Either, Full};
+use serde::Serialize;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::adapter::{Adapter, LocalAdapter, RecoveryConfig, Room};
+use crate::client::Client;
+use crate::error::EmitError;
+use crate::namespace::{AdapterFactory, Namespace, NsHandlers, NsInner, NsWeak};
+use crate::operators::BroadcastOperator;
+use crate::packet::Limits;
+
+/// What happens when a handler returns an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorPolicy {
+    /// Reply with an error ack `{"error":{"message","data"}}` when the client asked for an ack,
+    /// otherwise emit an `error` event `{"message","data"}` to that client.
+    #[default]
+    AckOrEvent,
+    /// Always emit an `error` event to the client.
+    Event,
+    /// Only log it.
+    LogOnly,
+}
+
+/// Socket.IO settings (Engine.IO settings included).
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) engine: EngineConfig,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) error_policy: ErrorPolicy,
+    pub(crate) limits: Limits,
+    pub(crate) recovery: Option<RecoveryConfig>,
+}
+
+type DynamicMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+pub(crate) struct ServerInner {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) state: Arc<http::Extensions>,
+    namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
+    dynamic: RwLock<Vec<(DynamicMatcher, Arc<NsHandlers>)>>,
+    adapter: AdapterFactory,
+}
+
+impl ServerInner {
+    fn create_ns(&self, name: &str, handlers: Arc<NsHandlers>) -> Arc<NsInner> {
+        NsInner::new(
+            name.to_owned(),
+            handlers,
+            self.config.recovery,
+            &self.adapter,
+        )
+    }
+
+    /// The namespace a CONNECT addresses: registered, or created from a matching dynamic family.
+    pub(crate) fn namespace_for(&self, name: &str) -> Option<Arc<NsInner>> {
+        if let Some(ns) = self
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Some(ns.clone());
+        }
+        let handlers = self
+            .dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(matches, _)| matches(name))
+            .map(|(_, h)| h.clone())?;
+        let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        Some(
+            namespaces
+                .entry(name.to_owned())
+                .or_insert_with(|| self.create_ns(name, handlers))
+                .clone(),
+        )
+    }
+}
+
+/// Configures and builds a [`SocketIo`] server.
+#[must_use]
+pub struct SocketIoBuilder {
+    config: ServerConfig,
+    state: http::Extensions,
+    adapter: AdapterFactory,
+}
+
+impl Default for SocketIoBuilder {
+    fn default() -> Self {
+        SocketIoBuilder {
+            config: ServerConfig {
+                engine: EngineConfig {
+                    path: "/socket.io/".into(),
+                    ..EngineConfig::default()
+                },
+                connect_timeout: Duration::from_secs(45),
+                ack_timeout: Duration::from_secs(10),
+                error_policy: ErrorPolicy::default(),
+                limits: Limits::default(),
+                recovery: None,
+            },
+            state: http::Extensions::new(),
+            adapter: Arc::new(|ns: NsWeak, recovery| {
+                Arc::new(LocalAdapter::new(ns, recovery)) as Arc<dyn Adapter>
+            }),
+        }
+    }
+}
+
+impl SocketIoBuilder {
+    /// URL path (default `/socket.io/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let mut path = path.into();
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        self.config.engine.path = path;
+        self
+    }
+
+    /// Interval between server pings (default 25 s).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.config.engine.ping_interval = interval;
+        self
+    }
+
+    /// Time to wait for a pong (default 20 s).
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.config.engine.ping_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for a polling → WebSocket upgrade (default 10 s).
+    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.config.engine.upgrade_timeout = timeout;
+        self
+    }
+
+    /// Largest message or polling body, in bytes (default 1 MB, Node's `maxHttpBufferSize`).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.engine.max_payload = bytes;
+        self
+    }
+
+    /// Which transports are allowed (default both).
+    pub fn transports(mut self, polling: bool, websocket: bool) -> Self {
+        self.config.engine.transports = engineio::Transports { polling, websocket };
+        self
+    }
+
+    /// Whether polling clients may upgrade to WebSocket (default yes).
+    pub fn allow_upgrades(mut self, allow: bool) -> Self {
+        self.config.engine.allow_upgrades = allow;
+        self
+    }
+
+    /// Cross-origin settings for browsers on other origins.
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.config.engine.cors = Some(cors);
+        self
+    }
+
+    /// An async check of every handshake request (headers, query, address) that may refuse it.
+    pub fn allow_request<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(RequestInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), engineio::Refusal>> + Send + 'static,
+    {
+        let hook: AllowRequest = Arc::new(move |req| Box::pin(check(req)));
+        self.config.engine.allow_request = Some(hook);
+        self
+    }
+
+    /// Bytes queued for one client beyond which it is disconnected as too slow (default 8 MiB).
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.config.engine.max_buffered = bytes;
+        self
+    }
+
+    /// Time a new connection has to join a namespace (default 45 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// Default timeout of `Socket::emit_with_ack` (default 10 s).
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ack_timeout = timeout;
+        self
+    }
+
+    /// What a handler error becomes for the client.
+    pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
+        self.config.error_policy = policy;
+        self
+    }
+
+    /// Bounds applied to incoming packets.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Turns connection state recovery on.
+    pub fn connection_state_recovery(mut self, recovery: RecoveryConfig) -> Self {
+        self.config.recovery = Some(recovery);
+        self
+    }
+
+    /// Registers shared state, available to handlers through `State<T>`.
+    pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.state.insert(state);
+        self
+    }
+
+    /// Uses another adapter (a cluster adapter) instead of the in-memory one.
+    pub fn adapter<F>(mut self, factory: F) -> Self
+    where
+        F: Fn(NsWeak, Option<RecoveryConfig>) -> Arc<dyn Adapter> + Send + Sync + 'static,
+    {
+        self.adapter = Arc::new(factory);
+        self
+    }
+
+    /// Builds the server. The main namespace `/` exists from the start.
+    pub fn build(self) -> SocketIo {
+        let inner = Arc::new(ServerInner {
+            config: Arc::new(self.config),
+            state: Arc::new(self.state),
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+            adapter: self.adapter,
+        });
+        let bridge = Arc::new(Bridge {
+            server: Arc::downgrade(&inner),
+        });
+        let engine = Engine::new(inner.config.engine.clone(), bridge);
+        let io = SocketIo { inner, engine };
+        io.of("/");
+        io
+    }
+}
+
+struct Bridge {
+    server: std::sync::Weak<ServerInner>,
+}
+
+impl engineio::Handler for Bridge {
+    fn on_open(&self, session: &Arc<Session>) {
+        if let Some(server) = self.server.upgrade() {
+            session.set_data(Client::new(session.clone(), &server));
+        }
+    }
+
+    fn on_message(&self, session: &Arc<Session>, message: Message) {
+        if let Some(client) = session.data::<Client>() {
+            client.on_message(message);
+        }
+    }
+
+    fn on_close(&self, session: &Arc<Session>, reason: CloseReason) {
+        if let Some(client) = session.data::<Client>() {
+            client.on_close(reason);
+        }
+    }
+}
+
+/// A Socket.IO server handle. Cheap to clone; use it from anywhere (HTTP handlers, tasks).
+///
+/// ```no_run
+/// use socketio::{AckSender, Data, SocketIo};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let io = SocketIo::builder().build();
+/// io.of("/").on_connection(|socket: socketio::Socket| async move {
+///     socket.on("echo", |Data(msg): Data<String>, ack: AckSender| async move {
+///         ack.send(&msg).ok();
+///     });
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// io.serve(listener).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<ServerInner>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo").finish_non_exhaustive()
+    }
+}
+
+impl SocketIo {
+    /// Starts configuring a server.
+    pub fn builder() -> SocketIoBuilder {
+        SocketIoBuilder::default()
+    }
+
+    /// The namespace `name`, created if needed.
+    pub fn of(&self, name: &str) -> Namespace {
+        let name = if name.starts_with('/') {
+            name.to_owned()
+        } else {
+            format!("/{name}")
+        };
+        let mut namespaces = self
+            .inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let ns = namespaces
+            .entry(name.clone())
+            .or_insert_with(|| self.inner.create_ns(&name, Arc::new(NsHandlers::default())))
+            .clone();
+        Namespace(ns)
+    }
+
+    /// A family of namespaces created on demand for names accepted by `matches`. They share the
+    /// middlewares and connection handler registered on the returned handle.
+    pub fn dynamic_namespace<F>(&self, matches: F) -> Namespace
+    where
+        F: Fn(&str) -> bool + Send + Sync + 'static,
+    {
+        let handlers = Arc::new(NsHandlers::default());
+        self.inner
+            .dynamic
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((Arc::new(matches), handlers.clone()));
+        // A handle for registering handlers; it is never connected to itself.
+        Namespace(self.inner.create_ns("<dynamic>", handlers))
+    }
+
+    /// The namespace `name` if it exists.
+    pub fn get_namespace(&self, name: &str) -> Option<Namespace> {
+        self.inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .map(Namespace)
+    }
+
+    /// Every namespace that exists now.
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        self.inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .map(Namespace)
+            .collect()
+    }
+
+    /// The sockets of `room` in the main namespace.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.of("/").to(room)
+    }
+
+    /// Sends an event with one argument to every socket of the main namespace.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.of("/").emit(event, data)
+    }
+
+    /// The Engine.IO layer.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Number of open Engine.IO connections.
+    pub fn connection_count(&self) -> usize {
+        self.engine.session_count()
+    }
+
+    /// Disconnects every client with the reason "server shutting down".
+    pub fn close(&self) {
+        self.engine.close_all(CloseReason::ServerShutdown);
+    }
+
+    /// A tower service answering the Socket.IO path (404 elsewhere).
+    pub fn service(&self) -> engineio::EngineService {
+        engineio::EngineService::new(self.engine.clone())
+    }
+
+    /// A tower layer that answers the Socket.IO path and passes every other request on.
+    pub fn layer(&self) -> SocketIoLayer {
+        SocketIoLayer {
+            engine: self.engine.clone(),
+        }
+    }
+
+    /// Serves only Socket.IO on `listener` until the process ends.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        engineio::serve(listener, self.service()).await
+    }
+}
+
+/// Tower layer from [`SocketIo::layer`].
+#[derive(Clone, Debug)]
+pub struct SocketIoLayer {
+    engine: Engine,
+}
+
+impl<S> Layer<S> for SocketIoLayer {
+    type Service = SocketIoService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SocketIoService {
+            engine: self.engine.clone(),
+            inner,
+        }
+    }
+}
+
+/// Tower service from [`SocketIoLayer`]: Socket.IO on its path, `inner` for everything else.
+#[derive(Clone, Debug)]
+pub struct SocketIoService<S> {
+    engine: Engine,
+    inner: S,
+}
+
+type BoxedResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, B, ResBody> Service<Request<B>> for SocketIoService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Response<Either<Full<Bytes>, ResBody>>;
+    type Error = S::Error;
+    type Future = BoxedResponseFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if self.engine.matches(req.uri().path()) {
+            let engine = self.engine.clone();
+            Box::pin(async move {
+                let res = match engine.handle(req).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                };
+                Ok(res.map(Either::Left))
+            })
+        } else {
+            let fut = self.inner.call(req);
+            Box::pin(async move { Ok(fut.await?.map(Either::Right)) })
+        }
+    }
+}

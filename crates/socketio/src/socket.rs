@@ -1,0 +1,738 @@
+//! A socket: one client connected to one namespace. Owns its event handlers, its pending
+//! acknowledgements in both directions and its typed data; rooms live in the adapter.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use engineio::{SendError, Sid};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::adapter::{AckEvent, BroadcastOptions, PersistedSession, Room};
+use crate::client::Client;
+use crate::encode::{
+    encode_control, encode_event, encode_json_packet, EncodedPacket, EventPayload,
+};
+use crate::error::{AckError, EmitError, HandlerError};
+use crate::handler::{
+    deserialize_args, erase, run_inline, DisconnectHandler, ErasedHandler, EventContext,
+    EventHandler,
+};
+use crate::handshake::Handshake;
+use crate::namespace::NsInner;
+use crate::operators::BroadcastOperator;
+use crate::packet::{Args, Packet, PacketType};
+use crate::server::ErrorPolicy;
+
+/// Why a socket left its namespace. The strings match the reference server's reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    TransportClose,
+    /// The connection failed.
+    TransportError,
+    /// The client stopped answering pings.
+    PingTimeout,
+    /// The client sent an invalid packet.
+    ParseError,
+    /// The connection was closed by the server.
+    ForcedClose,
+    /// The client read too slowly and its queue overflowed.
+    SlowConsumer,
+    /// The server is shutting down.
+    ServerShuttingDown,
+    /// The server disconnected the socket from its namespace.
+    ServerNamespaceDisconnect,
+    /// The client left the namespace.
+    ClientNamespaceDisconnect,
+    /// The server closed the whole connection of this socket.
+    ForcedServerClose,
+}
+
+impl DisconnectReason {
+    /// The reason as the reference server spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::SlowConsumer => "slow consumer",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ForcedServerClose => "forced server close",
+        }
+    }
+
+    /// Whether connection state recovery keeps the session after this reason.
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportClose
+                | DisconnectReason::TransportError
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+}
+
+impl From<engineio::CloseReason> for DisconnectReason {
+    fn from(reason: engineio::CloseReason) -> Self {
+        match reason {
+            engineio::CloseReason::TransportClose => DisconnectReason::TransportClose,
+            engineio::CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            engineio::CloseReason::ParseError => DisconnectReason::ParseError,
+            engineio::CloseReason::ForcedClose => DisconnectReason::ForcedClose,
+            engineio::CloseReason::SlowConsumer => DisconnectReason::SlowConsumer,
+            engineio::CloseReason::ServerShutdown => DisconnectReason::ServerShuttingDown,
+            _ => DisconnectReason::TransportError,
+        }
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The arguments of an acknowledgement received from a client.
+#[derive(Debug, Clone)]
+pub struct AckResponse {
+    args: Args,
+    /// The socket that answered.
+    pub socket_id: Sid,
+}
+
+impl AckResponse {
+    /// The arguments deserialized as `T` (one argument) or a tuple (several).
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        deserialize_args(&self.args)
+    }
+
+    /// The raw arguments.
+    pub fn args(&self) -> &Args {
+        &self.args
+    }
+}
+
+pub(crate) enum AckSlot {
+    Once(oneshot::Sender<Result<AckResponse, AckError>>),
+    Channel(mpsc::UnboundedSender<AckEvent>),
+}
+
+/// Replies to a client's acknowledgement request. Only the first reply is sent; a handler that
+/// fails before replying gets an error reply instead (see [`ErrorPolicy`]).
+#[derive(Debug, Clone)]
+pub struct AckSender {
+    socket: Socket,
+    id: Option<u64>,
+    sent: Arc<AtomicBool>,
+}
+
+impl AckSender {
+    pub(crate) fn none(socket: Socket) -> AckSender {
+        AckSender {
+            socket,
+            id: None,
+            sent: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Whether the client asked for an acknowledgement.
+    pub fn expected(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Replies with one argument.
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), EmitError> {
+        self.send_payload(EventPayload::single("", data)?)
+    }
+
+    /// Replies with several arguments (a tuple), or none with `()`.
+    pub fn send_args<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
+        self.send_payload(EventPayload::spread("", args)?)
+    }
+
+    /// Replies with the error shape `{"error":{"message":..,"data":..}}`.
+    pub fn send_error(&self, err: &HandlerError) -> Result<(), EmitError> {
+        self.send(&serde_json::json!({ "error": err.to_json() }))
+    }
+
+    /// Replies with raw arguments (for example the [`Args`] of the event, passed through).
+    pub fn send_raw(&self, args: &Args) -> Result<(), EmitError> {
+        let payload =
+            EventPayload::from_raw("", &args.raw_array_from(0), args.attachments.clone())?;
+        self.send_payload(payload)
+    }
+
+    fn send_payload(&self, payload: EventPayload) -> Result<(), EmitError> {
+        let Some(id) = self.id else {
+            return Ok(());
+        };
+        if self.sent.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Drop the leading `"",` that stands where an event name would be.
+        let json = &payload.json[..];
+        let args = match json.get(..4) {
+            Some(b"[\"\",") => [&b"["[..], &json[4..]].concat(),
+            _ => b"[]".to_vec(),
+        };
+        let encoded = encode_json_packet(
+            PacketType::Ack,
+            self.socket.ns_name(),
+            Some(id),
+            &args,
+            &payload.attachments,
+            None,
+        );
+        self.socket.send_encoded(&encoded, false)
+    }
+}
+
+type PacketMiddleware = Arc<dyn Fn(&Socket, &str, &Args) -> Result<(), HandlerError> + Send + Sync>;
+
+pub(crate) struct SocketInner {
+    pub(crate) id: Sid,
+    pub(crate) pid: Option<Sid>,
+    pub(crate) ns: Arc<NsInner>,
+    pub(crate) client: Arc<Client>,
+    pub(crate) handshake: Arc<Handshake>,
+    handlers: RwLock<HashMap<String, ErasedHandler>>,
+    any_handler: RwLock<Option<ErasedHandler>>,
+    disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
+    packet_middlewares: RwLock<Vec<PacketMiddleware>>,
+    acks: Mutex<HashMap<u64, AckSlot>>,
+    next_ack: AtomicU64,
+    extensions: RwLock<http::Extensions>,
+    connected: AtomicBool,
+    recovered: bool,
+}
+
+/// A client connected to a namespace. Cheap to clone; every clone is the same socket.
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<SocketInner>);
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.0.id)
+            .field("nsp", &self.0.ns.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(
+        id: Sid,
+        pid: Option<Sid>,
+        ns: Arc<NsInner>,
+        client: Arc<Client>,
+        handshake: Arc<Handshake>,
+        extensions: http::Extensions,
+        recovered: bool,
+    ) -> Socket {
+        Socket(Arc::new(SocketInner {
+            id,
+            pid,
+            ns,
+            client,
+            handshake,
+            handlers: RwLock::new(HashMap::new()),
+            any_handler: RwLock::new(None),
+            disconnect_handlers: Mutex::new(Vec::new()),
+            packet_middlewares: RwLock::new(Vec::new()),
+            acks: Mutex::new(HashMap::new()),
+            next_ack: AtomicU64::new(0),
+            extensions: RwLock::new(extensions),
+            connected: AtomicBool::new(true),
+            recovered,
+        }))
+    }
+
+    /// The socket id (sent to the client in the CONNECT reply).
+    pub fn id(&self) -> Sid {
+        self.0.id
+    }
+
+    /// The private session id used by connection state recovery, when it is enabled.
+    pub fn pid(&self) -> Option<Sid> {
+        self.0.pid
+    }
+
+    /// The namespace name.
+    pub fn ns_name(&self) -> &str {
+        self.0.ns.name()
+    }
+
+    /// The handshake: headers, query, address, auth.
+    pub fn handshake(&self) -> &Handshake {
+        &self.0.handshake
+    }
+
+    /// Whether this socket was restored by connection state recovery.
+    pub fn recovered(&self) -> bool {
+        self.0.recovered
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+
+    /// The Engine.IO transport the connection uses now.
+    pub fn transport(&self) -> engineio::TransportKind {
+        self.0.client.session.transport()
+    }
+
+    /// Registers the handler of an event. Register handlers before the connection handler's
+    /// first `.await` so that no early event finds none.
+    pub fn on<M, H: EventHandler<M>>(&self, event: impl Into<String>, handler: H) {
+        self.0
+            .handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(event.into(), erase(handler));
+    }
+
+    /// Registers a handler for events that have no handler of their own.
+    pub fn on_any<M, H: EventHandler<M>>(&self, handler: H) {
+        *self
+            .0
+            .any_handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(erase(handler));
+    }
+
+    /// Registers a function called once when the socket disconnects, with the reason.
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.0
+            .disconnect_handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+    }
+
+    /// Adds a check run on every incoming event before its handler (Node's `socket.use`).
+    /// An `Err` stops the event and is reported to the client like a handler error.
+    pub fn use_packet<F>(&self, middleware: F)
+    where
+        F: Fn(&Socket, &str, &Args) -> Result<(), HandlerError> + Send + Sync + 'static,
+    {
+        self.0
+            .packet_middlewares
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(middleware));
+    }
+
+    /// Sends an event with one argument to this client.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_payload(EventPayload::single(event, data)?, false)
+    }
+
+    /// Sends an event whose arguments are the elements of `args` (a tuple; `()` for none).
+    pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.emit_payload(EventPayload::spread(event, args)?, false)
+    }
+
+    /// Sends an already serialized event (see [`EventPayload`]), e.g. to pass arguments through.
+    pub fn emit_raw(&self, payload: EventPayload) -> Result<(), EmitError> {
+        self.emit_payload(payload, false)
+    }
+
+    pub(crate) fn emit_payload(
+        &self,
+        payload: EventPayload,
+        volatile: bool,
+    ) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        if self.0.ns.recovery_enabled() && !volatile {
+            // Through the adapter, so that the event gets an offset and is logged for replay.
+            let opts = BroadcastOptions {
+                rooms: vec![Room::from(self.0.id.as_str())],
+                ..BroadcastOptions::default()
+            };
+            return Ok(self.0.ns.adapter().broadcast(&payload, &opts)?);
+        }
+        let encoded = encode_event(self.ns_name(), None, &payload, None);
+        self.send_encoded(&encoded, volatile)
+    }
+
+    /// Sends an event with one argument and waits for the client's acknowledgement, for at most
+    /// the server's `ack_timeout`.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<AckResponse, AckError> {
+        let timeout = self.0.client.config.ack_timeout;
+        self.emit_with_ack_timeout(event, EventPayload::single(event, data), timeout)
+            .await
+    }
+
+    /// Like [`Socket::emit_with_ack`] with a timeout of its own.
+    pub fn timeout(&self, timeout: Duration) -> SocketWithTimeout<'_> {
+        SocketWithTimeout {
+            socket: self,
+            timeout,
+        }
+    }
+
+    async fn emit_with_ack_timeout(
+        &self,
+        _event: &str,
+        payload: Result<EventPayload, EmitError>,
+        timeout: Duration,
+    ) -> Result<AckResponse, AckError> {
+        let payload = payload.map_err(|e| AckError::Emit(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        let id = self.register_ack(AckSlot::Once(tx));
+        let encoded = encode_event(self.ns_name(), Some(id), &payload, None);
+        if let Err(err) = self.send_encoded(&encoded, false) {
+            self.take_ack(id);
+            return Err(AckError::Emit(err.to_string()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                self.take_ack(id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    pub(crate) fn send_with_ack_channel(
+        &self,
+        payload: &EventPayload,
+        events: mpsc::UnboundedSender<AckEvent>,
+    ) -> Result<(), EmitError> {
+        let id = self.register_ack(AckSlot::Channel(events));
+        let encoded = encode_event(self.ns_name(), Some(id), payload, None);
+        self.send_encoded(&encoded, false).inspect_err(|_| {
+            self.take_ack(id);
+        })
+    }
+
+    fn register_ack(&self, slot: AckSlot) -> u64 {
+        let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, slot);
+        id
+    }
+
+    fn take_ack(&self, id: u64) -> Option<AckSlot> {
+        self.0
+            .acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+
+    /// Marks this socket's following emit as droppable (Node's `socket.volatile`).
+    pub fn volatile(&self) -> BroadcastOperator {
+        BroadcastOperator::for_socket(self).volatile()
+    }
+
+    /// Everyone else in `room` (the sender is excluded).
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        BroadcastOperator::from_socket(self).to(room)
+    }
+
+    /// Same as [`Socket::to`].
+    pub fn within(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.to(room)
+    }
+
+    /// Every other socket of the namespace except those in `room`.
+    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
+        BroadcastOperator::from_socket(self).except(room)
+    }
+
+    /// Every other socket of the namespace.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::from_socket(self)
+    }
+
+    /// Joins a room.
+    pub fn join(&self, room: impl Into<Room>) {
+        self.0.ns.adapter().add_all(self.0.id, &[room.into()]);
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        self.0.ns.adapter().del(self.0.id, room);
+    }
+
+    /// The rooms this socket is in, its own id included.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.0.ns.adapter().socket_rooms(self.0.id)
+    }
+
+    /// Attaches typed data to the socket, replacing any value of the same type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        self.0
+            .extensions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value);
+    }
+
+    /// Typed data attached to the socket.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0
+            .extensions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get::<T>()
+            .cloned()
+    }
+
+    /// Shared state registered with the server builder.
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0.client.state.get::<T>().cloned()
+    }
+
+    /// Disconnects the socket from its namespace (the connection stays for other namespaces).
+    pub fn disconnect(&self) {
+        if self.connected() {
+            let _ = self.0.client.session.send(encode_control(
+                PacketType::Disconnect,
+                self.ns_name(),
+                None,
+            ));
+            self.0.client.remove_socket(self.ns_name());
+            self.close(DisconnectReason::ServerNamespaceDisconnect);
+        }
+    }
+
+    /// Closes the whole connection of this client (every namespace).
+    pub fn close_connection(&self) {
+        self.0.client.close_all(DisconnectReason::ForcedServerClose);
+        self.0.client.session.close();
+    }
+
+    pub(crate) fn send_encoded(
+        &self,
+        encoded: &EncodedPacket,
+        volatile: bool,
+    ) -> Result<(), EmitError> {
+        let session = &self.0.client.session;
+        let result = if volatile {
+            session.send_all(encoded.frames(), true)
+        } else {
+            session.send_all(encoded.frames(), false)
+        };
+        match result {
+            Ok(()) | Err(SendError::Dropped) => Ok(()),
+            Err(SendError::SlowConsumer) => Err(EmitError::SlowConsumer),
+            Err(_) => Err(EmitError::Disconnected),
+        }
+    }
+
+    /// An incoming EVENT: packet middleware, then the handler (or the catch-all).
+    pub(crate) fn dispatch_event(&self, packet: Packet) {
+        let Some(event) = packet.event_name() else {
+            return;
+        };
+        let args = packet.args.without_first();
+        let ack = packet.id.map(|id| AckSender {
+            socket: self.clone(),
+            id: Some(id),
+            sent: Arc::new(AtomicBool::new(false)),
+        });
+        let middlewares = self
+            .0
+            .packet_middlewares
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for middleware in &middlewares {
+            if let Err(err) = middleware(self, &event, &args) {
+                self.report_error(&event, ack.as_ref(), err);
+                return;
+            }
+        }
+        let handler = self
+            .0
+            .handlers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&event)
+            .cloned()
+            .or_else(|| {
+                self.0
+                    .any_handler
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            });
+        let Some(handler) = handler else {
+            tracing::trace!(sid = %self.0.id, %event, "no handler");
+            return;
+        };
+        let ctx = EventContext {
+            socket: self.clone(),
+            event: event.clone(),
+            args,
+            ack: ack.clone(),
+        };
+        let fut = handler(ctx);
+        let socket = self.clone();
+        run_inline(async move {
+            if let Err(err) = fut.await {
+                socket.report_error(&event, ack.as_ref(), err);
+            }
+        });
+    }
+
+    fn report_error(&self, event: &str, ack: Option<&AckSender>, err: HandlerError) {
+        tracing::warn!(sid = %self.0.id, nsp = self.ns_name(), %event, error = %err.message, "handler failed");
+        let policy = self.0.client.config.error_policy;
+        let ack_pending = ack.is_some_and(|a| !a.sent.load(Ordering::Acquire));
+        match policy {
+            ErrorPolicy::AckOrEvent if ack_pending => {
+                if let Some(ack) = ack {
+                    let _ = ack.send_error(&err);
+                }
+            }
+            ErrorPolicy::AckOrEvent | ErrorPolicy::Event => {
+                let payload = EventPayload::single("error", &err.to_json());
+                if let Ok(payload) = payload {
+                    let encoded = encode_event(self.ns_name(), None, &payload, None);
+                    let _ = self.send_encoded(&encoded, false);
+                }
+            }
+            ErrorPolicy::LogOnly => {}
+        }
+    }
+
+    /// An incoming ACK for one of our emits.
+    pub(crate) fn dispatch_ack(&self, packet: Packet) {
+        let Some(id) = packet.id else { return };
+        let Some(slot) = self.take_ack(id) else {
+            tracing::trace!(sid = %self.0.id, id, "ack for unknown id");
+            return;
+        };
+        let response = AckResponse {
+            args: packet.args,
+            socket_id: self.0.id,
+        };
+        match slot {
+            AckSlot::Once(tx) => {
+                let _ = tx.send(Ok(response));
+            }
+            AckSlot::Channel(tx) => {
+                let _ = tx.send(AckEvent::Ack(response));
+            }
+        }
+    }
+
+    /// Leaves the namespace: persists the session when recoverable, leaves every room, fails
+    /// pending acks and runs the disconnect handlers. Runs once.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
+        if !self.0.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let adapter = self.0.ns.adapter();
+        if let (true, Some(pid)) = (reason.is_recoverable(), self.0.pid) {
+            adapter.persist_session(PersistedSession {
+                sid: self.0.id,
+                pid,
+                rooms: adapter.socket_rooms(self.0.id),
+                data: self
+                    .0
+                    .extensions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            });
+        }
+        adapter.del_all(self.0.id);
+        self.0.ns.remove_socket(self.0.id);
+        let pending: Vec<AckSlot> = self
+            .0
+            .acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, slot)| slot)
+            .collect();
+        for slot in pending {
+            if let AckSlot::Once(tx) = slot {
+                let _ = tx.send(Err(AckError::Disconnected));
+            }
+        }
+        let handlers = std::mem::take(
+            &mut *self
+                .0
+                .disconnect_handlers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for handler in handlers {
+            run_inline(handler(self.clone(), reason));
+        }
+        // Handlers may hold clones of this socket; drop the registrations that refer back to it.
+        self.0
+            .handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        *self
+            .0
+            .any_handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A socket with an ack timeout chosen for the next emit.
+#[derive(Debug)]
+pub struct SocketWithTimeout<'a> {
+    socket: &'a Socket,
+    timeout: Duration,
+}
+
+impl SocketWithTimeout<'_> {
+    /// Sends an event with one argument and waits for its acknowledgement.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<AckResponse, AckError> {
+        self.socket
+            .emit_with_ack_timeout(event, EventPayload::single(event, data), self.timeout)
+            .await
+    }
+
+    /// Sends an event with several arguments and waits for its acknowledgement.
+    pub async fn emit_args_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<AckResponse, AckError> {
+        self.socket
+            .emit_with_ack_timeout(event, EventPayload::spread(event, args), self.timeout)
+            .await
+    }
+}
