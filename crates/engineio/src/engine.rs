@@ -130,10 +130,13 @@ impl Sessions {
     }
 }
 
+/// How long a session closed by the client over polling stays answerable (see `remove`).
+const CLIENT_CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     pub(crate) handler: Arc<dyn Handler>,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     heartbeats: RwLock<HashMap<Sid, AbortHandle>>,
 }
 
@@ -158,7 +161,7 @@ impl Engine {
             inner: Arc::new(EngineInner {
                 config,
                 handler,
-                sessions: Sessions::new(),
+                sessions: Arc::new(Sessions::new()),
                 heartbeats: RwLock::new(HashMap::new()),
             }),
         }
@@ -241,6 +244,22 @@ impl Engine {
             let Some(session) = Sid::parse(&sid).and_then(|s| inner.sessions.get(&s)) else {
                 return HttpError::UnknownSid.response(None);
             };
+            if session.expire_if_overdue() {
+                return HttpError::UnknownSid.response(None);
+            }
+            if session.is_closed() {
+                // Kept briefly after a client close (see `remove`): one in-flight poll ends
+                // with a noop, anything else finds the session gone.
+                inner.sessions.remove(&session.sid());
+                if req.method() == Method::GET && transport == TransportKind::Polling {
+                    return text_response(
+                        StatusCode::OK,
+                        Bytes::from_static(b"6"),
+                        "text/plain; charset=UTF-8",
+                    );
+                }
+                return HttpError::UnknownSid.response(None);
+            }
             return match (transport, req.method()) {
                 (TransportKind::WebSocket, &Method::GET) if is_upgrade => {
                     let allowed = {
@@ -307,14 +326,15 @@ impl EngineInner {
         } else {
             &[]
         };
-        let open = serde_json::json!({
-            "sid": sid,
-            "upgrades": upgrades,
-            "pingInterval": self.config.ping_interval.as_millis() as u64,
-            "pingTimeout": self.config.ping_timeout.as_millis() as u64,
-            "maxPayload": self.config.max_payload,
-        });
-        let open = Packet::Open(Bytes::from(open.to_string()));
+        // Key order as the reference server writes it.
+        let open = format!(
+            r#"{{"sid":"{sid}","upgrades":{},"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
+            serde_json::to_string(upgrades).unwrap_or_else(|_| "[]".into()),
+            self.config.ping_interval.as_millis(),
+            self.config.ping_timeout.as_millis(),
+            self.config.max_payload,
+        );
+        let open = Packet::Open(Bytes::from(open));
         if let Some(text) = open.encode_text() {
             let _ = session.send(Frame::Text(text));
         }
@@ -334,8 +354,30 @@ impl EngineInner {
 
     pub(crate) fn remove(&self, session: &Session, reason: CloseReason) {
         let sid = session.sid();
-        let Some(session) = self.sessions.remove(&sid) else {
-            return;
+        let linger = {
+            let state = session.lock();
+            state.client_closed && state.transport == TransportKind::Polling && !state.polling
+        };
+        // A client that closes over polling may have a poll in flight on another connection,
+        // which a multi-threaded server can see after the close: keep the closed session for a
+        // moment so that poll gets its noop instead of "unknown session".
+        let session = if linger {
+            let Some(session) = self.sessions.get(&sid) else {
+                return;
+            };
+            let sessions = Arc::downgrade(&self.sessions);
+            tokio::spawn(async move {
+                tokio::time::sleep(CLIENT_CLOSE_LINGER).await;
+                if let Some(sessions) = sessions.upgrade() {
+                    sessions.remove(&sid);
+                }
+            });
+            session
+        } else {
+            let Some(session) = self.sessions.remove(&sid) else {
+                return;
+            };
+            session
         };
         if let Some(task) = self
             .heartbeats
@@ -381,13 +423,16 @@ impl EngineInner {
                     } else {
                         b"1"
                     }))
-                } else if state.upgrading || state.transport != TransportKind::Polling {
+                } else if state.transport != TransportKind::Polling {
                     Some(Bytes::from_static(b"6"))
                 } else if !state.frames.is_empty() {
                     let frames = Session::take_frames(&mut state, self.config.max_payload);
                     let mut out = BytesMut::new();
                     encode_payload(&frames, &mut out);
                     Some(out.freeze())
+                } else if state.noop_due {
+                    state.noop_due = false;
+                    Some(Bytes::from_static(b"6"))
                 } else {
                     None
                 }

@@ -113,10 +113,14 @@ pub(crate) struct State {
     pub(crate) closed: Option<CloseReason>,
     /// A polling request is waiting for frames.
     pub(crate) polling: bool,
-    /// An upgrade probe succeeded; pending polls must end with a noop.
+    /// An upgrade probe succeeded; the client will send `5` over the WebSocket.
     pub(crate) upgrading: bool,
+    /// The pending poll must end with a noop (sent every 100 ms while upgrading, like Node).
+    pub(crate) noop_due: bool,
     /// Set by the client's close packet: the pending poll ends with a noop.
     pub(crate) client_closed: bool,
+    /// When an unanswered ping expires.
+    pub(crate) pong_deadline: Option<tokio::time::Instant>,
 }
 
 /// One client session. Cheap to share (`Arc<Session>`).
@@ -155,7 +159,9 @@ impl Session {
                 closed: None,
                 polling: false,
                 upgrading: false,
+                noop_due: false,
                 client_closed: false,
+                pong_deadline: None,
             }),
             changed: Notify::new(),
             pong: Notify::new(),
@@ -273,6 +279,19 @@ impl Session {
         out
     }
 
+    /// Closes the session if its pong is overdue, even if the heartbeat timer has not fired yet
+    /// (timers may run a little late; a request must never see a session past its deadline).
+    pub(crate) fn expire_if_overdue(&self) -> bool {
+        let overdue = self
+            .lock()
+            .pong_deadline
+            .is_some_and(|d| d <= tokio::time::Instant::now());
+        if overdue {
+            self.close_with(CloseReason::PingTimeout);
+        }
+        overdue
+    }
+
     /// Closes the session from the server side (`forced close`).
     pub fn close(&self) {
         self.close_with(CloseReason::ForcedClose);
@@ -298,7 +317,10 @@ impl Session {
         match packet {
             Packet::Message(text) => self.deliver(Message::Text(text)),
             Packet::Binary(bin) => self.deliver(Message::Binary(bin)),
-            Packet::Pong => self.pong.notify_one(),
+            Packet::Pong => {
+                self.lock().pong_deadline = None;
+                self.pong.notify_one();
+            }
             Packet::Close => {
                 self.lock().client_closed = true;
                 return Err(CloseReason::TransportClose);
@@ -331,10 +353,11 @@ pub(crate) async fn heartbeat(
     let mut next_ping = tokio::time::Instant::now() + interval;
     loop {
         tokio::time::sleep_until(next_ping).await;
+        let deadline = next_ping + timeout;
+        session.lock().pong_deadline = Some(deadline);
         if session.send(Frame::Text(Bytes::from_static(b"2"))).is_err() {
             return;
         }
-        let deadline = next_ping + timeout;
         if tokio::time::timeout_at(deadline, session.pong.notified())
             .await
             .is_err()

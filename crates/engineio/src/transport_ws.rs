@@ -188,7 +188,11 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             match tokio::time::timeout(timeout, probe(&mut conn, &session)).await {
                 Ok(Ok(())) => session,
                 Ok(Err(())) | Err(_) => {
-                    session.lock().upgrading = false;
+                    {
+                        let mut state = session.lock();
+                        state.upgrading = false;
+                        state.noop_due = false;
+                    }
                     session.changed.notify_waiters();
                     let mut out = BytesMut::new();
                     ws_codec::encode_close(1000, &mut out);
@@ -211,30 +215,52 @@ async fn probe<IO: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<IO>,
     session: &Arc<Session>,
 ) -> Result<(), ()> {
+    // Like the reference server: once probed, a pending poll is ended with a noop every 100 ms,
+    // so that a poll about to carry real data usually does.
+    let mut noop_tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    noop_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probed = false;
     loop {
-        let message = conn.next_message().await.map_err(|_| ())?.ok_or(())?;
+        let message = tokio::select! {
+            message = conn.next_message() => message.map_err(|_| ())?.ok_or(())?,
+            _ = noop_tick.tick(), if probed => {
+                let waiting = {
+                    let mut state = session.lock();
+                    state.noop_due = state.polling;
+                    state.polling
+                };
+                if waiting {
+                    session.changed.notify_waiters();
+                }
+                continue;
+            }
+        };
         match message {
             Message::Text(text) => match Packet::decode_text(text) {
                 Ok(Packet::PingProbe) => {
                     conn.write_frame(OpCode::Text, b"3probe")
                         .await
                         .map_err(|_| ())?;
-                    let mut state = session.lock();
-                    if state.closed.is_some() {
-                        return Err(());
+                    {
+                        let mut state = session.lock();
+                        if state.closed.is_some() {
+                            return Err(());
+                        }
+                        state.upgrading = true;
                     }
-                    state.upgrading = true;
-                    drop(state);
-                    session.changed.notify_waiters();
+                    probed = true;
+                    noop_tick.reset();
                 }
                 Ok(Packet::Upgrade) => {
-                    let mut state = session.lock();
-                    if !state.upgrading || state.closed.is_some() {
-                        return Err(());
+                    {
+                        let mut state = session.lock();
+                        if !state.upgrading || state.closed.is_some() {
+                            return Err(());
+                        }
+                        state.upgrading = false;
+                        state.noop_due = false;
+                        state.transport = TransportKind::WebSocket;
                     }
-                    state.upgrading = false;
-                    state.transport = TransportKind::WebSocket;
-                    drop(state);
                     session.changed.notify_waiters();
                     return Ok(());
                 }

@@ -122,11 +122,11 @@ impl Client {
             return;
         }
         let Some(ns) = server.namespace_for(&packet.nsp) else {
-            let body = serde_json::json!({"message": "Invalid namespace"});
+            let body = r#"{"message":"Invalid namespace"}"#;
             let _ = self.session.send(encode_control(
                 PacketType::ConnectError,
                 &packet.nsp,
-                Some(&body),
+                Some(body),
             ));
             return;
         };
@@ -174,10 +174,12 @@ impl Client {
                 .clone();
             for middleware in middlewares {
                 if let Err(err) = middleware(req.clone()).await {
-                    let mut body = serde_json::json!({"message": err.message});
+                    let mut body = serde_json::Map::new();
+                    body.insert("message".into(), err.message.clone().into());
                     if let Some(data) = err.data {
-                        body["data"] = data;
+                        body.insert("data".into(), data);
                     }
+                    let body = serde_json::Value::Object(body).to_string();
                     tracing::debug!(nsp = ns.name(), message = %err.message, "connection refused by middleware");
                     let _ = self.session.send(encode_control(
                         PacketType::ConnectError,
@@ -238,10 +240,10 @@ impl Client {
                 let _ = socket.send_encoded(&encoded, false);
             }
         }
-        let mut body = serde_json::json!({"sid": id});
-        if let Some(pid) = pid {
-            body["pid"] = serde_json::json!(pid);
-        }
+        let body = match pid {
+            Some(pid) => format!(r#"{{"sid":"{id}","pid":"{pid}"}}"#),
+            None => format!(r#"{{"sid":"{id}"}}"#),
+        };
         let _ = self
             .session
             .send(encode_control(PacketType::Connect, ns.name(), Some(&body)));

@@ -171,16 +171,12 @@ pub(crate) fn encode_event(
 }
 
 /// Encodes a JSON object packet (CONNECT reply, CONNECT_ERROR) or a bare DISCONNECT.
-pub(crate) fn encode_control(
-    kind: PacketType,
-    nsp: &str,
-    body: Option<&serde_json::Value>,
-) -> Frame {
+pub(crate) fn encode_control(kind: PacketType, nsp: &str, body: Option<&str>) -> Frame {
     let mut out = BytesMut::with_capacity(64);
     out.extend_from_slice(b"4");
     write_header(&mut out, kind, 0, nsp, None, body.is_some());
     if let Some(body) = body {
-        out.extend_from_slice(body.to_string().as_bytes());
+        out.extend_from_slice(body.as_bytes());
     }
     Frame::Text(out.freeze())
 }
@@ -237,7 +233,7 @@ mod tests {
         let f = encode_control(
             PacketType::ConnectError,
             "/random",
-            Some(&serde_json::json!({"message":"Invalid namespace"})),
+            Some(r#"{"message":"Invalid namespace"}"#),
         );
         assert_eq!(
             f,
