@@ -274,6 +274,11 @@ impl Socket {
         self.0.ns.name()
     }
 
+    /// The namespace this socket is connected to (for broadcasts that include the sender).
+    pub fn namespace(&self) -> crate::Namespace {
+        crate::Namespace(self.0.ns.clone())
+    }
+
     /// The handshake: headers, query, address, auth.
     pub fn handshake(&self) -> &Handshake {
         &self.0.handshake
