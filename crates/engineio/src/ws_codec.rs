@@ -60,6 +60,9 @@ pub enum WsError {
     /// The client sent an unmasked frame.
     #[error("client frame is not masked")]
     Unmasked,
+    /// The server sent a masked frame.
+    #[error("server frame is masked")]
+    Masked,
     /// The opcode is reserved.
     #[error("reserved opcode {0}")]
     BadOpcode(u8),
@@ -96,19 +99,30 @@ impl WsError {
     }
 }
 
-/// Incremental decoder of client frames into messages.
+/// Incremental decoder of frames into messages.
 #[derive(Debug)]
 pub struct Decoder {
     max_message: usize,
     fragments: Option<(OpCode, BytesMut)>,
+    masked: bool,
 }
 
 impl Decoder {
-    /// A decoder that refuses messages larger than `max_message` bytes.
+    /// A server-side decoder (client frames must be masked) that refuses messages larger than
+    /// `max_message` bytes.
     pub fn new(max_message: usize) -> Self {
         Decoder {
             max_message,
             fragments: None,
+            masked: true,
+        }
+    }
+
+    /// A client-side decoder: server frames must not be masked.
+    pub fn client(max_message: usize) -> Self {
+        Decoder {
+            masked: false,
+            ..Decoder::new(max_message)
         }
     }
 
@@ -117,7 +131,7 @@ impl Decoder {
     /// Consumed bytes are removed from `buf`; a partial frame stays in it.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WsError> {
         loop {
-            let Some(header) = parse_header(buf, self.max_message)? else {
+            let Some(header) = parse_header(buf, self.max_message, self.masked)? else {
                 return Ok(None);
             };
             let total = header.header_len + header.payload_len;
@@ -128,7 +142,9 @@ impl Decoder {
             }
             buf.advance(header.header_len);
             let mut payload = buf.split_to(header.payload_len);
-            unmask(&mut payload, header.mask);
+            if self.masked {
+                unmask(&mut payload, header.mask);
+            }
             match header.opcode {
                 OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
                 OpCode::Pong => return Ok(Some(Message::Pong(payload.freeze()))),
@@ -204,7 +220,7 @@ struct Header {
     payload_len: usize,
 }
 
-fn parse_header(buf: &[u8], max_message: usize) -> Result<Option<Header>, WsError> {
+fn parse_header(buf: &[u8], max_message: usize, masked: bool) -> Result<Option<Header>, WsError> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -222,8 +238,12 @@ fn parse_header(buf: &[u8], max_message: usize) -> Result<Option<Header>, WsErro
         10 => OpCode::Pong,
         other => return Err(WsError::BadOpcode(other)),
     };
-    if b1 & 0x80 == 0 {
-        return Err(WsError::Unmasked);
+    if (b1 & 0x80 != 0) != masked {
+        return Err(if masked {
+            WsError::Unmasked
+        } else {
+            WsError::Masked
+        });
     }
     let (len, len_bytes) = match b1 & 0x7f {
         126 => {
@@ -252,12 +272,14 @@ fn parse_header(buf: &[u8], max_message: usize) -> Result<Option<Header>, WsErro
             limit: max_message,
         });
     }
-    let header_len = 2 + len_bytes + 4;
+    let header_len = 2 + len_bytes + if masked { 4 } else { 0 };
     if buf.len() < header_len {
         return Ok(None);
     }
     let mut mask = [0u8; 4];
-    mask.copy_from_slice(&buf[header_len - 4..header_len]);
+    if masked {
+        mask.copy_from_slice(&buf[header_len - 4..header_len]);
+    }
     Ok(Some(Header {
         fin,
         opcode,
@@ -303,6 +325,18 @@ pub fn encode_frame(opcode: OpCode, payload: &[u8], out: &mut BytesMut) {
     out.reserve(payload.len() + 10);
     encode_header(opcode, payload.len(), out);
     out.extend_from_slice(payload);
+}
+
+/// Appends a whole masked frame, as a client sends it.
+pub fn encode_masked_frame(opcode: OpCode, payload: &[u8], mask: [u8; 4], out: &mut BytesMut) {
+    out.reserve(payload.len() + 14);
+    let start = out.len();
+    encode_header(opcode, payload.len(), out);
+    out[start + 1] |= 0x80;
+    out.extend_from_slice(&mask);
+    let body = out.len();
+    out.extend_from_slice(payload);
+    unmask(&mut out[body..], mask);
 }
 
 /// A close frame with a status code.
@@ -433,6 +467,23 @@ mod tests {
             };
             assert_eq!(out.len(), expect);
         }
+    }
+
+    #[test]
+    fn client_role_round_trip() {
+        let mut wire = BytesMut::new();
+        encode_masked_frame(OpCode::Text, b"hello", [9, 8, 7, 6], &mut wire);
+        assert_eq!(
+            Decoder::new(100).decode(&mut wire.clone()),
+            Ok(Some(Message::Text(Bytes::from_static(b"hello"))))
+        );
+        assert_eq!(Decoder::client(100).decode(&mut wire), Err(WsError::Masked));
+        let mut plain = BytesMut::new();
+        encode_frame(OpCode::Binary, &[1, 2], &mut plain);
+        assert_eq!(
+            Decoder::client(100).decode(&mut plain),
+            Ok(Some(Message::Binary(Bytes::from_static(&[1, 2]))))
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socketio::{
-    AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, RecoveryConfig, Socket, SocketIo,
+    AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, RecoveryConfig, Socket,
+    SocketIo,
 };
 
 #[derive(Clone, Debug)]
@@ -39,10 +40,13 @@ struct Whoami {
 }
 
 fn handlers(socket: &Socket) {
-    socket.on("echo", |Data(value): Data<serde_json::Value>, ack: AckSender| async move {
-        ack.send(&value)?;
-        Ok::<_, HandlerError>(())
-    });
+    socket.on(
+        "echo",
+        |Data(value): Data<serde_json::Value>, ack: AckSender| async move {
+            ack.send(&value)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
     socket.on("whoami", |socket: Socket, ack: AckSender| async move {
         let me = Whoami {
             id: socket.id().to_string(),
@@ -53,28 +57,41 @@ fn handlers(socket: &Socket) {
         };
         let _ = ack.send(&me);
     });
-    socket.on("join", |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
-        socket.join(room);
-        let _ = ack.send("ok");
-    });
-    socket.on("leave", |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
-        socket.leave(&room);
-        let _ = ack.send("ok");
-    });
-    socket.on("to-room", |socket: Socket, Data(m): Data<RoomMessage>| async move {
-        socket
-            .to(m.room.as_str())
-            .emit("room-msg", &serde_json::json!({"from": socket.id(), "msg": m.msg}))?;
-        Ok::<_, HandlerError>(())
-    });
-    socket.on("dm", |socket: Socket, Data(m): Data<DirectMessage>, ack: AckSender| async move {
-        socket
-            .namespace()
-            .to(m.to.as_str())
-            .emit("dm", &serde_json::json!({"from": socket.id(), "msg": m.msg}))?;
-        ack.send("delivered")?;
-        Ok::<_, HandlerError>(())
-    });
+    socket.on(
+        "join",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            socket.join(room);
+            let _ = ack.send("ok");
+        },
+    );
+    socket.on(
+        "leave",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            socket.leave(&room);
+            let _ = ack.send("ok");
+        },
+    );
+    socket.on(
+        "to-room",
+        |socket: Socket, Data(m): Data<RoomMessage>| async move {
+            socket.to(m.room.as_str()).emit(
+                "room-msg",
+                &serde_json::json!({"from": socket.id(), "msg": m.msg}),
+            )?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "dm",
+        |socket: Socket, Data(m): Data<DirectMessage>, ack: AckSender| async move {
+            socket.namespace().to(m.to.as_str()).emit(
+                "dm",
+                &serde_json::json!({"from": socket.id(), "msg": m.msg}),
+            )?;
+            ack.send("delivered")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
     socket.on("fail", || async {
         Err::<(), _>(HandlerError::new("boom").with_data(serde_json::json!({"reason": "test"})))
     });
@@ -86,24 +103,32 @@ fn handlers(socket: &Socket) {
             panic!("handler panicked on purpose");
         }
     });
-    socket.on("bin", |socket: Socket, Data(data): Data<Binary>, ack: AckSender| async move {
-        let mut reversed = data.0.to_vec();
-        reversed.reverse();
-        socket.emit("bin-back", &Binary::from(reversed))?;
-        ack.send(&data.0.len())?;
-        Ok::<_, HandlerError>(())
-    });
-    socket.on("ask", |socket: Socket, Data(timeout_ms): Data<u64>| async move {
-        let reply = socket
-            .timeout(Duration::from_millis(timeout_ms))
-            .emit_with_ack("question", &42)
-            .await;
-        let result = match reply {
-            Ok(reply) => serde_json::json!({"ok": true, "data": reply.data::<serde_json::Value>().ok()}),
-            Err(err) => serde_json::json!({"ok": false, "error": err.to_string()}),
-        };
-        let _ = socket.emit("answer-result", &result);
-    });
+    socket.on(
+        "bin",
+        |socket: Socket, Data(data): Data<Binary>, ack: AckSender| async move {
+            let mut reversed = data.0.to_vec();
+            reversed.reverse();
+            socket.emit("bin-back", &Binary::from(reversed))?;
+            ack.send(&data.0.len())?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "ask",
+        |socket: Socket, Data(timeout_ms): Data<u64>| async move {
+            let reply = socket
+                .timeout(Duration::from_millis(timeout_ms))
+                .emit_with_ack("question", &42)
+                .await;
+            let result = match reply {
+                Ok(reply) => {
+                    serde_json::json!({"ok": true, "data": reply.data::<serde_json::Value>().ok()})
+                }
+                Err(err) => serde_json::json!({"ok": false, "error": err.to_string()}),
+            };
+            let _ = socket.emit("answer-result", &result);
+        },
+    );
     socket.on("room-ack", |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
         let answers = socket
             .namespace()
@@ -158,8 +183,13 @@ fn build(recovery: bool) -> SocketIo {
 
 async fn start(recovery: bool) -> String {
     let io = build(recovery);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
     tokio::spawn(async move { io.serve(listener).await });
     url
 }
@@ -193,6 +223,12 @@ async fn official_js_client() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
-    assert!(output.status.success(), "interop tests failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("# fail 0") || stdout.contains("fail 0"), "no summary: {stdout}");
+    assert!(
+        output.status.success(),
+        "interop tests failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("# fail 0") || stdout.contains("fail 0"),
+        "no summary: {stdout}"
+    );
 }
