@@ -1,0 +1,214 @@
+//! Server API behaviour seen from the wire: dynamic namespaces, operations on selections of
+//! sockets, broadcast operators, server-side disconnects, the connect timeout and the handshake
+//! hook.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use socketio::{Refusal, Socket, SocketIo, SocketIoBuilder};
+use socketio_bench::raw::RawClient;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+async fn serve(io: &SocketIo) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let io = io.clone();
+    tokio::spawn(async move { io.serve(listener).await });
+    addr
+}
+
+async fn text(client: &mut RawClient) -> String {
+    let bytes = client
+        .recv_text_timeout(WAIT)
+        .await
+        .expect("message")
+        .expect("open");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+async fn nothing_within(client: &mut RawClient, ms: u64) -> bool {
+    client
+        .recv_text_timeout(Duration::from_millis(ms))
+        .await
+        .is_err()
+}
+
+fn build(f: impl FnOnce(SocketIoBuilder) -> SocketIoBuilder) -> SocketIo {
+    let io = f(SocketIo::builder()).build();
+    io.of("/").on_connection(|_: Socket| async {});
+    io
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_namespaces_are_created_on_demand() {
+    let io = build(|b| b);
+    io.dynamic_namespace(|name| name.starts_with("/team-"))
+        .on_connection(|socket: Socket| async move {
+            let _ = socket.emit("welcome", socket.ns_name());
+        });
+    let addr = serve(&io).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("connect");
+    client.send_text(b"40/team-7,").await.expect("send");
+    assert!(text(&mut client).await.starts_with("40/team-7,{\"sid\":"));
+    assert_eq!(
+        text(&mut client).await,
+        "42/team-7,[\"welcome\",\"/team-7\"]"
+    );
+    client.send_text(b"40/other,").await.expect("send");
+    assert_eq!(
+        text(&mut client).await,
+        "44/other,{\"message\":\"Invalid namespace\"}"
+    );
+    assert!(io.get_namespace("/team-7").is_some());
+    assert!(io.get_namespace("/other").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_operations_and_operators() {
+    let io = build(|b| b);
+    let addr = serve(&io).await;
+    let (mut a, a_id) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    let (mut b, b_id) = RawClient::socketio_handshake(addr, "").await.expect("b");
+    let (mut c, c_id) = RawClient::socketio_handshake(addr, "").await.expect("c");
+    let ns = io.of("/");
+
+    // sockets_join on a selection (a and b by id), then a room broadcast with an exception.
+    ns.to(a_id.as_str())
+        .to(b_id.as_str())
+        .sockets_join(&["team"])
+        .await
+        .expect("join");
+    ns.to("team")
+        .except(a_id.as_str())
+        .emit("hello", &1)
+        .expect("emit");
+    assert_eq!(text(&mut b).await, "42[\"hello\",1]");
+    assert!(nothing_within(&mut a, 100).await);
+    assert!(nothing_within(&mut c, 50).await);
+
+    // fetch_sockets describes the room's members with their rooms and handshake.
+    let mut members: Vec<String> = ns
+        .to("team")
+        .fetch_sockets()
+        .await
+        .expect("fetch")
+        .into_iter()
+        .map(|info| {
+            assert!(info.rooms.iter().any(|r| &**r == "team"));
+            assert!(info.handshake["query"]["EIO"] == "4");
+            info.id.to_string()
+        })
+        .collect();
+    members.sort();
+    let mut expected = vec![a_id.clone(), b_id.clone()];
+    expected.sort();
+    assert_eq!(members, expected);
+
+    // sockets_leave, then nobody is left in the room.
+    ns.to("team").sockets_leave(&["team"]).await.expect("leave");
+    assert!(ns
+        .to("team")
+        .fetch_sockets()
+        .await
+        .expect("fetch")
+        .is_empty());
+
+    // A whole-namespace broadcast reaches everyone; volatile and local also deliver when idle.
+    ns.volatile().local().emit("all", &true).expect("emit");
+    for client in [&mut a, &mut b, &mut c] {
+        assert_eq!(text(client).await, "42[\"all\",true]");
+    }
+
+    // disconnect_sockets(false) leaves the namespace: the client gets a DISCONNECT packet.
+    ns.to(c_id.as_str())
+        .disconnect_sockets(false)
+        .await
+        .expect("disconnect");
+    assert_eq!(text(&mut c).await, "41");
+    assert!(ns.socket(&c_id.parse_sid()).is_none());
+
+    // disconnect_sockets(true) closes the connection itself.
+    ns.to(b_id.as_str())
+        .disconnect_sockets(true)
+        .await
+        .expect("close");
+    b.expect_closed(WAIT).await.expect("b closed");
+    assert_eq!(ns.sockets().len(), 1);
+}
+
+trait ParseSid {
+    fn parse_sid(&self) -> socketio::Sid;
+}
+
+impl ParseSid for String {
+    fn parse_sid(&self) -> socketio::Sid {
+        socketio::Sid::parse(self).expect("sid")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_closes_idle_connections() {
+    let io = build(|b| b.connect_timeout(Duration::from_millis(200)));
+    let addr = serve(&io).await;
+    let mut idle = RawClient::connect(addr, "/socket.io/?EIO=4&transport=websocket")
+        .await
+        .expect("connect");
+    assert!(text(&mut idle).await.starts_with("0{"));
+    idle.expect_closed(Duration::from_secs(2))
+        .await
+        .expect("closed by connect timeout");
+    // A client that joins in time stays.
+    let (mut joined, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("connect");
+    assert!(nothing_within(&mut joined, 400).await);
+    assert_eq!(io.connection_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_request_can_refuse_handshakes() {
+    let io = build(|b| {
+        b.allow_request(|req| async move {
+            match req.query_param("key") {
+                Some("open-sesame") => Ok(()),
+                _ => Err(Refusal {
+                    message: "wrong key".into(),
+                }),
+            }
+        })
+    });
+    let addr = serve(&io).await;
+    let refused = RawClient::connect(addr, "/socket.io/?EIO=4&transport=websocket&key=nope").await;
+    let err = refused.err().expect("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    RawClient::socketio_handshake(addr, "&key=open-sesame")
+        .await
+        .expect("allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_disconnect_and_close() {
+    let io = build(|b| b);
+    let addr = serve(&io).await;
+    let (mut client, id) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("connect");
+    let socket = io.of("/").socket(&id.parse_sid()).expect("socket");
+    socket.disconnect();
+    assert_eq!(text(&mut client).await, "41");
+    assert!(!socket.connected());
+    assert!(socket.emit("late", &1).is_err());
+    // The engine connection stays usable for a new CONNECT.
+    client.send_text(b"40").await.expect("send");
+    assert!(text(&mut client).await.starts_with("40{\"sid\":"));
+    io.close();
+    client
+        .expect_closed(WAIT)
+        .await
+        .expect("closed on server close");
+}
