@@ -192,7 +192,7 @@ impl RawClient {
         let text = String::from_utf8_lossy(&reply).into_owned();
         let sid = text
             .strip_prefix("40{\"sid\":\"")
-            .and_then(|rest| rest.get(..20))
+            .and_then(|rest| rest.split('"').next())
             .ok_or_else(|| other(format!("unexpected CONNECT reply {text}")))?
             .to_owned();
         Ok((client, sid))

@@ -1,0 +1,78 @@
+//! The benchmark contract on socketioxide (latest 0.18 from crates.io), served by axum with
+//! TCP_NODELAY set on every connection, on 127.0.0.1:$PORT.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use serde_json::Value;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as RawValue};
+use socketioxide::socket::Socket;
+use socketioxide::SocketIo;
+
+/// Whether the client asked for an acknowledgement (the crate has no public accessor).
+struct AckExpected(bool);
+
+impl<A: Adapter> FromMessageParts<A> for AckExpected {
+    type Error = Infallible;
+    fn from_message_parts(_: &Arc<Socket<A>>, _: &mut RawValue, ack_id: &Option<i64>) -> Result<Self, Infallible> {
+        Ok(AckExpected(ack_id.is_some()))
+    }
+}
+
+#[derive(Debug)]
+struct Unauthorized;
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unauthorized")
+    }
+}
+impl std::error::Error for Unauthorized {}
+
+async fn auth(Data(auth): Data<Value>) -> Result<(), Unauthorized> {
+    if auth.get("token").and_then(Value::as_str) == Some("bad") {
+        return Err(Unauthorized);
+    }
+    Ok(())
+}
+
+async fn on_connect(socket: SocketRef) {
+    socket.on(
+        "echo",
+        async |socket: SocketRef, Data::<Value>(data), AckExpected(expected), ack: AckSender| {
+            if expected {
+                ack.send(&data).ok();
+            } else {
+                socket.emit("echo", &data).ok();
+            }
+        },
+    );
+    socket.on("join", async |socket: SocketRef, Data::<String>(room), ack: AckSender| {
+        socket.join(room);
+        ack.send("ok").ok();
+    });
+    socket.on("broadcast", async |socket: SocketRef, Data::<Value>(msg)| {
+        let room = msg["room"].as_str().unwrap_or_default().to_owned();
+        socket.within(room).emit("bcast", &msg["data"]).await.ok();
+    });
+    socket.on("fail", async |socket: SocketRef| {
+        socket.emit("error", &serde_json::json!({"message": "boom"})).ok();
+    });
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let (layer, io) = SocketIo::new_layer();
+    io.ns("/", on_connect.with(auth));
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
+        .await?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+    println!("socketioxide peer on 127.0.0.1:{port}");
+    axum::serve(listener, app).await
+}

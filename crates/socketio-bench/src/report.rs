@@ -1,0 +1,455 @@
+//! The side-by-side runner: starts each peer fresh pinned to core 0, runs each scenario's load
+//! generator as a child process pinned to core 1, stops the peer by its pid, and writes a
+//! Markdown report with ratios to this project plus SVG bar charts.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A server under test.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Short name used in tables.
+    pub name: &'static str,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Only a WebSocket echo (the ceiling): runs the echo scenario in raw mode only.
+    pub ceiling: bool,
+}
+
+/// The peers, relative to the repository root; the programs must be built already.
+pub fn peers(root: &Path) -> Vec<Peer> {
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    vec![
+        Peer {
+            name: "socketio-rs",
+            command: vec![s(&root.join("target/release/examples/bench_peer"))],
+            cwd: root.to_path_buf(),
+            ceiling: false,
+        },
+        Peer {
+            name: "socketioxide",
+            command: vec![s(
+                &root.join("bench/peers/rust/target/release/socketioxide_peer")
+            )],
+            cwd: root.to_path_buf(),
+            ceiling: false,
+        },
+        Peer {
+            name: "node socket.io",
+            command: vec!["node".into(), s(&root.join("bench/peers/node/server.js"))],
+            cwd: root.join("bench/peers/node"),
+            ceiling: false,
+        },
+        Peer {
+            name: "ws echo (ceiling)",
+            command: vec![s(&root.join("bench/peers/rust/target/release/ws_echo"))],
+            cwd: root.to_path_buf(),
+            ceiling: true,
+        },
+    ]
+}
+
+/// One scenario run: the generator's arguments and the metric that the chart shows.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Title in the report.
+    pub title: &'static str,
+    /// Generator arguments (after the binary name), without `--addr`/`--pid`.
+    pub args: Vec<String>,
+    /// JSON path of the headline metric (lower is better), e.g. `server_cpu_us_per_request`.
+    pub headline: &'static str,
+    /// Unit of the headline.
+    pub unit: &'static str,
+    /// Whether the ceiling peer runs it (echo in raw mode).
+    pub with_ceiling: bool,
+}
+
+/// The runs of a full report; `quick` shrinks them for a smoke test.
+pub fn runs(quick: bool) -> Vec<Run> {
+    let a = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let (n, dur, msgs) = if quick {
+        ("1000", "2000", "50")
+    } else {
+        ("10000", "5000", "200")
+    };
+    vec![
+        Run {
+            title: "connect: 10k WebSocket connections, 100 handshakes in flight, held",
+            args: a(&[
+                "connect",
+                "--n",
+                n,
+                "--concurrency",
+                "100",
+                "--hold-ms",
+                "2000",
+            ]),
+            headline: "server_cpu_us_per_handshake",
+            unit: "µs server CPU per handshake",
+            with_ceiling: false,
+        },
+        Run {
+            title: "echo with ack: 50 clients in closed loop, 32-byte payload",
+            args: a(&[
+                "echo",
+                "--clients",
+                "50",
+                "--size",
+                "32",
+                "--mode",
+                "ack",
+                "--duration-ms",
+                dur,
+            ]),
+            headline: "server_cpu_us_per_request",
+            unit: "µs server CPU per request",
+            with_ceiling: true,
+        },
+        Run {
+            title: "echo without ack: 50 clients in closed loop, 32-byte payload",
+            args: a(&[
+                "echo",
+                "--clients",
+                "50",
+                "--size",
+                "32",
+                "--mode",
+                "noack",
+                "--duration-ms",
+                dur,
+            ]),
+            headline: "server_cpu_us_per_request",
+            unit: "µs server CPU per request",
+            with_ceiling: false,
+        },
+        Run {
+            title: "fanout: 1,000 sockets in one room, 200 broadcasts at 100/s",
+            args: a(&[
+                "fanout",
+                "--receivers",
+                "1000",
+                "--messages",
+                msgs,
+                "--rate",
+                "100",
+            ]),
+            headline: "server_cpu_us_per_delivery",
+            unit: "µs server CPU per delivery",
+            with_ceiling: false,
+        },
+        Run {
+            title: "polling: 20 long-polling clients, echo with ack",
+            args: a(&[
+                "polling",
+                "--clients",
+                "20",
+                "--size",
+                "32",
+                "--duration-ms",
+                dur,
+            ]),
+            headline: "server_cpu_us_per_request",
+            unit: "µs server CPU per request",
+            with_ceiling: false,
+        },
+    ]
+}
+
+fn start(peer: &Peer, port: u16) -> std::io::Result<Child> {
+    let mut cmd = Command::new("taskset");
+    cmd.arg("-c").arg("0").args(&peer.command);
+    cmd.env("PORT", port.to_string())
+        .current_dir(&peer.cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other(format!(
+                "{} did not start",
+                peer.name
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let the runtime settle before the first reading.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(child)
+}
+
+fn generate(args: &[String], port: u16, pid: u32) -> Result<Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg("1")
+        .arg(exe)
+        .args(args)
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--pid",
+            &pid.to_string(),
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .ok_or_else(|| format!("no result: {}", String::from_utf8_lossy(&output.stderr)))
+}
+
+fn get(v: &Value, path: &str) -> Option<f64> {
+    path.split('.').try_fold(v, |v, k| v.get(k))?.as_f64()
+}
+
+/// Runs everything and writes the report; returns the results as JSON lines.
+pub fn run_all(
+    root: &Path,
+    out: &Path,
+    quick: bool,
+) -> std::io::Result<Vec<(String, String, Value)>> {
+    let mut results = Vec::new();
+    let mut port = 4100u16;
+    for run in runs(quick) {
+        for peer in peers(root) {
+            if peer.ceiling && !run.with_ceiling {
+                continue;
+            }
+            let mut args = run.args.clone();
+            if peer.ceiling {
+                if let Some(i) = args.iter().position(|a| a == "ack") {
+                    args[i] = "raw".into();
+                }
+            }
+            port += 1;
+            eprintln!("== {} / {}", run.title, peer.name);
+            let mut child = start(&peer, port)?;
+            let result = generate(&args, port, child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            match result {
+                Ok(value) => {
+                    eprintln!("{value}");
+                    results.push((run.title.to_owned(), peer.name.to_owned(), value));
+                }
+                Err(err) => eprintln!("{}: {err}", peer.name),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    write_report(root, out, quick, &results)?;
+    Ok(results)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({cpu})")
+}
+
+fn version_of(root: &Path, lock: &str, name: &str) -> String {
+    let text = std::fs::read_to_string(root.join(lock)).unwrap_or_default();
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    text.split(&needle)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+fn write_report(
+    root: &Path,
+    out: &Path,
+    quick: bool,
+    results: &[(String, String, Value)],
+) -> std::io::Result<()> {
+    let node_version = Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let sio_node =
+        std::fs::read_to_string(root.join("bench/peers/node/node_modules/socket.io/package.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["version"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Produced by `cargo run --release -p socketio-bench --bin sio-bench -- all` ({}). \
+         Each server runs alone, started fresh and pinned to core 0 (`taskset -c 0`); the load \
+         generator runs pinned to core 1 and reads the server's CPU time and RSS from `/proc`. \
+         Ratios compare each peer with socketio-rs in the same run (below 1.00 means the peer \
+         is cheaper). Absolute numbers on a 2-core machine are noisy; the ratios are the result.\n",
+        if quick {
+            "quick mode: smaller runs"
+        } else {
+            "full mode"
+        }
+    );
+    let _ = writeln!(
+        md,
+        "Machine: {}. Peers: socketio-rs {}, socketioxide {} (axum, TCP_NODELAY), Node.js {} with socket.io {}, \
+         and a plain tokio-tungstenite echo server as the ceiling of the echo scenario.\n",
+        machine(),
+        env!("CARGO_PKG_VERSION"),
+        version_of(root, "bench/peers/rust/Cargo.lock", "socketioxide"),
+        node_version,
+        sio_node,
+    );
+    for run in runs(quick) {
+        let rows: Vec<_> = results.iter().filter(|(t, _, _)| t == run.title).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "## {}\n", run.title);
+        let base = rows
+            .iter()
+            .find(|(_, p, _)| p == "socketio-rs")
+            .and_then(|(_, _, v)| get(v, run.headline));
+        let columns: &[(&str, &str)] = match run.headline {
+            "server_cpu_us_per_handshake" => &[
+                ("handshakes/s", "handshakes_per_s"),
+                ("p50 µs", "latency.p50_us"),
+                ("p99 µs", "latency.p99_us"),
+                ("failures", "failures"),
+                ("server CPU %", "server_cpu_pct"),
+                ("bytes/conn", "bytes_per_connection"),
+                ("µs CPU/handshake", "server_cpu_us_per_handshake"),
+                ("tool CPU %", "tool_cpu_pct"),
+            ],
+            "server_cpu_us_per_delivery" => &[
+                ("deliveries/s", "deliveries_per_s"),
+                ("lost", "lost"),
+                ("dup", "duplicates"),
+                ("p50 µs", "latency.p50_us"),
+                ("p99 µs", "latency.p99_us"),
+                ("max µs", "latency.max_us"),
+                ("µs CPU/delivery", "server_cpu_us_per_delivery"),
+                ("tool CPU %", "tool_cpu_pct"),
+            ],
+            _ => &[
+                ("req/s", "requests_per_s"),
+                ("p50 µs", "latency.p50_us"),
+                ("p90 µs", "latency.p90_us"),
+                ("p99 µs", "latency.p99_us"),
+                ("max µs", "latency.max_us"),
+                ("server CPU %", "server_cpu_pct"),
+                ("µs CPU/req", "server_cpu_us_per_request"),
+                ("tool CPU %", "tool_cpu_pct"),
+            ],
+        };
+        let _ = write!(md, "| peer |");
+        for (name, _) in columns {
+            let _ = write!(md, " {name} |");
+        }
+        let _ = writeln!(md, " ratio to socketio-rs |");
+        let _ = writeln!(md, "|---|{}---|", "---:|".repeat(columns.len()));
+        let mut bars = Vec::new();
+        for (_, peer, value) in &rows {
+            let _ = write!(md, "| {peer} |");
+            for (_, path) in columns {
+                let cell = get(value, path).map_or_else(
+                    || "–".to_owned(),
+                    |x| {
+                        if x.abs() >= 100.0 || x.fract() == 0.0 {
+                            format!("{x:.0}")
+                        } else {
+                            format!("{x:.2}")
+                        }
+                    },
+                );
+                let _ = write!(md, " {cell} |");
+            }
+            let headline = get(value, run.headline);
+            let ratio = match (headline, base) {
+                (Some(h), Some(b)) if b > 0.0 => format!("{:.2}", h / b),
+                _ => "–".into(),
+            };
+            let _ = writeln!(md, " {ratio} |");
+            if let Some(h) = headline {
+                bars.push(((*peer).clone(), h));
+            }
+        }
+        let noack = if run.args.iter().any(|a| a == "noack") {
+            "-noack"
+        } else {
+            ""
+        };
+        let slug = format!("{}{noack}", run.args[0]);
+        let svg_name = format!("bench-{slug}.svg");
+        std::fs::write(
+            out.with_file_name(&svg_name),
+            bar_chart(run.title, run.unit, &bars),
+        )?;
+        let _ = writeln!(md, "\n![{}]({svg_name})\n", run.unit);
+    }
+    std::fs::write(out, md)
+}
+
+/// A horizontal bar chart, lower is better, as standalone SVG.
+pub fn bar_chart(title: &str, unit: &str, bars: &[(String, f64)]) -> String {
+    let max = bars
+        .iter()
+        .map(|(_, v)| *v)
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let (left, width, row) = (170.0, 420.0, 28.0);
+    let height = 60.0 + row * bars.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"680\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"20\" font-size=\"13\" font-weight=\"bold\">{}</text>\n\
+         <text x=\"10\" y=\"38\" fill=\"#555\">{} (lower is better)</text>\n",
+        escape(title),
+        escape(unit)
+    );
+    for (i, (label, value)) in bars.iter().enumerate() {
+        let y = 50.0 + row * i as f64;
+        let w = width * value / max;
+        let color = if label == "socketio-rs" {
+            "#d9480f"
+        } else {
+            "#868e96"
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n\
+             <rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" fill=\"{color}\"/>\n\
+             <text x=\"{}\" y=\"{}\">{value:.2}</text>\n",
+            left - 8.0,
+            y + 13.0,
+            escape(label),
+            left + w + 6.0,
+            y + 13.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

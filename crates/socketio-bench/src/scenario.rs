@@ -1,0 +1,461 @@
+//! The scenarios: `connect`, `echo`, `fanout`, `polling`. Each returns one JSON object with its
+//! figures, the server's CPU and memory (when its pid is given) and the tool's own CPU.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::http::HttpConn;
+use crate::procstat::{sample, Sample};
+use crate::raw::RawClient;
+use crate::stats::summary;
+
+/// Common settings.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Server process id, for CPU and memory readings.
+    pub pid: Option<u32>,
+}
+
+fn micros_since_start() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+struct Meter {
+    server: Option<Sample>,
+    tool: Sample,
+    at: Instant,
+}
+
+impl Meter {
+    fn start(target: &Target) -> Meter {
+        Meter {
+            server: target.pid.map(|pid| sample(Some(pid))),
+            tool: sample(None),
+            at: Instant::now(),
+        }
+    }
+
+    /// (server CPU s, tool CPU s, wall s); the server's CPU is NaN (JSON null) without a pid.
+    fn stop(&self, target: &Target) -> (f64, f64, f64) {
+        let server = match (target.pid, self.server) {
+            (Some(pid), Some(before)) => sample(Some(pid)).cpu_secs - before.cpu_secs,
+            _ => f64::NAN,
+        };
+        let tool = sample(None);
+        (
+            server,
+            tool.cpu_secs - self.tool.cpu_secs,
+            self.at.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+fn local_addr_for(i: usize, n: usize) -> Option<SocketAddr> {
+    // Above ~28k connections one source address runs out of ports.
+    if n <= 28_000 {
+        return None;
+    }
+    let host = 2 + (i / 28_000) as u8;
+    Some(SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(127, 0, 0, host),
+        0,
+    )))
+}
+
+/// `connect`: open `n` Socket.IO connections, `concurrency` handshakes in flight, and hold them.
+pub async fn connect(target: &Target, n: usize, concurrency: usize, hold: Duration) -> Value {
+    let before = target.pid.map(|pid| sample(Some(pid))).unwrap_or_default();
+    let meter = Meter::start(target);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permits = permits.clone();
+        let failures = failures.clone();
+        let addr = target.addr;
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.ok()?;
+            let t0 = Instant::now();
+            let local = local_addr_for(i, n);
+            let result = async {
+                let mut client =
+                    RawClient::connect_from(local, addr, "/socket.io/?EIO=4&transport=websocket")
+                        .await?;
+                client.recv_text_timeout(Duration::from_secs(10)).await?;
+                client.send_text(b"40").await?;
+                client.recv_text_timeout(Duration::from_secs(10)).await?;
+                Ok::<_, std::io::Error>(client)
+            }
+            .await;
+            match result {
+                Ok(client) => Some((client, t0.elapsed().as_micros() as u64)),
+                Err(_) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        }));
+    }
+    let mut clients = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    for task in tasks {
+        if let Ok(Some((client, latency))) = task.await {
+            clients.push(client);
+            latencies.push(latency);
+        }
+    }
+    let (server_cpu, tool_cpu, wall) = meter.stop(target);
+    tokio::time::sleep(hold).await;
+    let after = target.pid.map(|pid| sample(Some(pid))).unwrap_or_default();
+    let connected = clients.len();
+    let rss_growth = after.rss_bytes.saturating_sub(before.rss_bytes);
+    drop(clients);
+    json!({
+        "scenario": "connect",
+        "connections": connected,
+        "failures": failures.load(Ordering::Relaxed),
+        "concurrency": concurrency,
+        "handshakes_per_s": connected as f64 / wall,
+        "latency": summary(latencies),
+        "server_rss_before": before.rss_bytes,
+        "server_rss_after": after.rss_bytes,
+        "bytes_per_connection": if connected > 0 { rss_growth / connected as u64 } else { 0 },
+        "server_cpu_s": server_cpu,
+        "server_cpu_us_per_handshake": server_cpu * 1e6 / connected.max(1) as f64,
+        "server_cpu_pct": 100.0 * server_cpu / wall,
+        "tool_cpu_s": tool_cpu,
+        "tool_cpu_pct": 100.0 * tool_cpu / wall,
+    })
+}
+
+/// How an echo client talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoMode {
+    /// `echo` with an ack request; the reply is the ack.
+    Ack,
+    /// `echo` without ack; the reply is an `echo` event.
+    NoAck,
+    /// A plain WebSocket echo server: no handshake, any frame back is the reply.
+    RawWebSocket,
+}
+
+/// `echo`: `clients` in closed loop for `duration` after `warmup`, payload of `size` bytes.
+pub async fn echo(
+    target: &Target,
+    clients: usize,
+    size: usize,
+    mode: EchoMode,
+    warmup: Duration,
+    duration: Duration,
+) -> Value {
+    let payload = Arc::new(format!("\"{}\"", "x".repeat(size)));
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let stop = measure_from + duration;
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (addr, payload, errors) = (target.addr, payload.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let client = match mode {
+                EchoMode::RawWebSocket => RawClient::connect(addr, "/").await,
+                _ => RawClient::socketio_handshake(addr, "")
+                    .await
+                    .map(|(c, _)| c),
+            };
+            let Ok(mut client) = client else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return latencies;
+            };
+            let mut id = 0u64;
+            while Instant::now() < stop {
+                let message = match mode {
+                    EchoMode::Ack => format!("42{id}[\"echo\",{payload}]"),
+                    _ => format!("42[\"echo\",{payload}]"),
+                };
+                let t0 = Instant::now();
+                if client.send_text(message.as_bytes()).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return latencies;
+                }
+                loop {
+                    match client.recv_text_timeout(Duration::from_secs(5)).await {
+                        Ok(Some(text)) => {
+                            let done = match mode {
+                                EchoMode::Ack => text.starts_with(b"43"),
+                                EchoMode::NoAck => text.starts_with(b"42[\"echo\""),
+                                EchoMode::RawWebSocket => true,
+                            };
+                            if done {
+                                break;
+                            }
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            return latencies;
+                        }
+                    }
+                }
+                if t0 >= measure_from {
+                    latencies.push(t0.elapsed().as_micros() as u64);
+                }
+                id += 1;
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let meter = Meter::start(target);
+    let mut all = Vec::new();
+    for task in tasks {
+        if let Ok(latencies) = task.await {
+            all.extend(latencies);
+        }
+    }
+    let (server_cpu, tool_cpu, wall) = meter.stop(target);
+    let requests = all.len();
+    json!({
+        "scenario": "echo",
+        "mode": format!("{mode:?}"),
+        "clients": clients,
+        "payload_bytes": size,
+        "requests": requests,
+        "errors": errors.load(Ordering::Relaxed),
+        "requests_per_s": requests as f64 / wall,
+        "latency": summary(all),
+        "server_cpu_us_per_request": server_cpu * 1e6 / requests.max(1) as f64,
+        "server_cpu_pct": 100.0 * server_cpu / wall,
+        "tool_cpu_pct": 100.0 * tool_cpu / wall,
+    })
+}
+
+/// `fanout`: `receivers` in one room, one publisher broadcasting `messages` at `rate` per second.
+pub async fn fanout(target: &Target, receivers: usize, messages: usize, rate: f64) -> Value {
+    let received = Arc::new(AtomicU64::new(0));
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(receivers * messages)));
+    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(receivers.max(1));
+    let mut tasks = Vec::new();
+    for _ in 0..receivers {
+        let (addr, received, duplicates, latencies, ready) = (
+            target.addr,
+            received.clone(),
+            duplicates.clone(),
+            latencies.clone(),
+            ready_tx.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let Ok((mut client, _)) = RawClient::socketio_handshake(addr, "").await else {
+                return;
+            };
+            if client.send_text(b"420[\"join\",\"bench\"]").await.is_err() {
+                return;
+            }
+            loop {
+                match client.recv_text_timeout(Duration::from_secs(10)).await {
+                    Ok(Some(text)) if text.starts_with(b"430") => break,
+                    Ok(Some(_)) => {}
+                    _ => return,
+                }
+            }
+            let _ = ready.send(()).await;
+            drop(ready);
+            let mut seen = vec![false; messages];
+            let mut local = Vec::with_capacity(messages);
+            let mut count = 0;
+            while count < messages {
+                let Ok(Some(text)) = client.recv_text_timeout(Duration::from_secs(5)).await else {
+                    break;
+                };
+                if !text.starts_with(b"42[\"bcast\"") {
+                    continue;
+                }
+                let Ok(Value::Array(args)) = serde_json::from_slice::<Value>(&text[2..]) else {
+                    continue;
+                };
+                let (Some(seq), Some(sent)) = (args[1]["s"].as_u64(), args[1]["t"].as_u64()) else {
+                    continue;
+                };
+                let now = micros_since_start();
+                match seen.get_mut(seq as usize) {
+                    Some(flag) if *flag => {
+                        duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(flag) => {
+                        *flag = true;
+                        count += 1;
+                        local.push(now.saturating_sub(sent));
+                    }
+                    None => {}
+                }
+            }
+            received.fetch_add(local.len() as u64, Ordering::Relaxed);
+            latencies.lock().map(|mut l| l.extend(local)).ok();
+        }));
+    }
+    drop(ready_tx);
+    let mut joined = 0;
+    while ready_rx.recv().await.is_some() {
+        joined += 1;
+    }
+    let Ok((mut publisher, _)) = RawClient::socketio_handshake(target.addr, "").await else {
+        return json!({"scenario": "fanout", "error": "publisher could not connect"});
+    };
+    // Drain whatever the server sends the publisher (nothing, normally).
+    let meter = Meter::start(target);
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let begin = Instant::now();
+    for seq in 0..messages {
+        let due = begin + interval * seq as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let message = format!(
+            "42[\"broadcast\",{{\"room\":\"bench\",\"data\":{{\"s\":{seq},\"t\":{}}}}}]",
+            micros_since_start()
+        );
+        if publisher.send_text(message.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let (server_cpu, tool_cpu, wall) = meter.stop(target);
+    let delivered = received.load(Ordering::Relaxed);
+    let expected = (joined * messages) as u64;
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    json!({
+        "scenario": "fanout",
+        "receivers": joined,
+        "messages": messages,
+        "rate_per_s": rate,
+        "delivered": delivered,
+        "lost": expected.saturating_sub(delivered),
+        "duplicates": duplicates.load(Ordering::Relaxed),
+        "deliveries_per_s": delivered as f64 / wall,
+        "latency": summary(latencies),
+        "server_cpu_us_per_delivery": server_cpu * 1e6 / delivered.max(1) as f64,
+        "server_cpu_pct": 100.0 * server_cpu / wall,
+        "tool_cpu_pct": 100.0 * tool_cpu / wall,
+    })
+}
+
+async fn polling_client(
+    addr: SocketAddr,
+    payload: Arc<String>,
+    measure_from: Instant,
+    stop: Instant,
+) -> std::io::Result<Vec<u64>> {
+    let mut post = HttpConn::connect(addr).await?;
+    let mut get = HttpConn::connect(addr).await?;
+    let (status, open) = get
+        .request("GET", "/socket.io/?EIO=4&transport=polling", b"")
+        .await?;
+    if status != 200 || open.first() != Some(&b'0') {
+        return Err(std::io::Error::other("polling handshake failed"));
+    }
+    let open: Value = serde_json::from_slice(&open[1..]).map_err(std::io::Error::other)?;
+    let sid = open["sid"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    post.request("POST", &path, b"40").await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let reader_path = path.clone();
+    let reader = tokio::spawn(async move {
+        while let Ok((200, body)) = get.request("GET", &reader_path, b"").await {
+            for packet in body.split(|&b| b == 0x1e) {
+                if tx.send(packet.to_vec()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    // The CONNECT reply.
+    loop {
+        match rx.recv().await {
+            Some(p) if p.starts_with(b"40") => break,
+            Some(_) => {}
+            None => return Err(std::io::Error::other("closed before CONNECT")),
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut id = 0u64;
+    while Instant::now() < stop {
+        let t0 = Instant::now();
+        let body = format!("42{id}[\"echo\",{payload}]");
+        post.request("POST", &path, body.as_bytes()).await?;
+        let want = format!("43{id}");
+        loop {
+            match rx.recv().await {
+                Some(p) if p.starts_with(want.as_bytes()) => break,
+                Some(p) if p == b"2" => {
+                    post.request("POST", &path, b"3").await?;
+                }
+                Some(_) => {}
+                None => return Err(std::io::Error::other("closed")),
+            }
+        }
+        if t0 >= measure_from {
+            latencies.push(t0.elapsed().as_micros() as u64);
+        }
+        id += 1;
+    }
+    reader.abort();
+    Ok(latencies)
+}
+
+/// `polling`: `clients` on HTTP long-polling only, echo with ack in closed loop.
+pub async fn polling(
+    target: &Target,
+    clients: usize,
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Value {
+    let payload = Arc::new(format!("\"{}\"", "x".repeat(size)));
+    let measure_from = Instant::now() + warmup;
+    let stop = measure_from + duration;
+    let errors = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, payload, errors) = (target.addr, payload.clone(), errors.clone());
+            tokio::spawn(async move {
+                polling_client(addr, payload, measure_from, stop)
+                    .await
+                    .unwrap_or_else(|_| {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        Vec::new()
+                    })
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(measure_from.into()).await;
+    let meter = Meter::start(target);
+    let mut all = Vec::new();
+    for task in tasks {
+        if let Ok(latencies) = task.await {
+            all.extend(latencies);
+        }
+    }
+    let (server_cpu, tool_cpu, wall) = meter.stop(target);
+    let requests = all.len();
+    json!({
+        "scenario": "polling",
+        "clients": clients,
+        "payload_bytes": size,
+        "requests": requests,
+        "errors": errors.load(Ordering::Relaxed),
+        "requests_per_s": requests as f64 / wall,
+        "latency": summary(all),
+        "server_cpu_us_per_request": server_cpu * 1e6 / requests.max(1) as f64,
+        "server_cpu_pct": 100.0 * server_cpu / wall,
+        "tool_cpu_pct": 100.0 * tool_cpu / wall,
+    })
+}
