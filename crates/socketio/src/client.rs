@@ -89,7 +89,7 @@ impl Client {
             .sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&packet.nsp)
+            .get(&*packet.nsp)
             .cloned();
         let Some(socket) = socket else {
             tracing::debug!(sid = %self.session.sid(), nsp = %packet.nsp, "packet for a namespace not joined: closing");
@@ -116,7 +116,7 @@ impl Client {
             .sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&packet.nsp)
+            .contains_key(&*packet.nsp)
         {
             tracing::debug!(nsp = %packet.nsp, "already connected to namespace: ignoring CONNECT");
             return;

@@ -106,6 +106,126 @@ impl EventPayload {
     }
 }
 
+/// Serializes `data` as the arguments of a packet directly into its final buffer:
+/// `4` + header + `[` + (`"event",`) + data + `]`. With `spread`, `data` must be a sequence whose
+/// elements become the arguments. One allocation unless attachments force a header rewrite.
+pub(crate) fn encode_value_packet<T: Serialize + ?Sized>(
+    kind: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    event: Option<&str>,
+    data: &T,
+    spread: bool,
+) -> Result<EncodedPacket, EmitError> {
+    if let Some(event) = event {
+        if RESERVED.contains(&event) {
+            return Err(EmitError::ReservedEvent(event.to_owned()));
+        }
+    }
+    let mut out = BytesMut::with_capacity(64 + nsp.len());
+    out.extend_from_slice(b"4");
+    write_header(&mut out, kind, 0, nsp, id, true);
+    let header_end = out.len();
+    let mut writer = bytes::BufMut::writer(out);
+    let (res, attachments) = collect_attachments(|| -> Result<(), EmitError> {
+        use std::io::Write as _;
+        let w = &mut writer;
+        let _ = w.write_all(b"[");
+        if let Some(event) = event {
+            serde_json::to_writer(&mut *w, event)?;
+            let _ = w.write_all(b",");
+        }
+        serde_json::to_writer(&mut *w, data)?;
+        Ok(())
+    });
+    res?;
+    let mut out = writer.into_inner();
+    let data_start = match event {
+        Some(_) => find_data_start(&out[header_end..]).map_or(out.len(), |i| header_end + i),
+        None => header_end + 1,
+    };
+    if spread {
+        let written = &out[data_start..];
+        if written == b"null" || written == b"[]" {
+            // No arguments: drop the data, and the comma after the event name if any.
+            let cut = if event.is_some() {
+                data_start - 1
+            } else {
+                data_start
+            };
+            out.truncate(cut);
+        } else if written.first() == Some(&b'[') && written.last() == Some(&b']') {
+            let len = out.len();
+            out.copy_within(data_start + 1..len - 1, data_start);
+            out.truncate(len - 2);
+        } else {
+            return Err(EmitError::NotASequence);
+        }
+    }
+    out.extend_from_slice(b"]");
+    if !attachments.is_empty() {
+        let mut fixed = BytesMut::with_capacity(out.len() + 8);
+        fixed.extend_from_slice(b"4");
+        write_header(&mut fixed, kind, attachments.len(), nsp, id, true);
+        fixed.extend_from_slice(&out[header_end..]);
+        out = fixed;
+    }
+    Ok(EncodedPacket {
+        text: Frame::Text(out.freeze()),
+        attachments,
+    })
+}
+
+/// Where the data starts in `["event",data...`: just after the comma that ends the event name.
+fn find_data_start(array: &[u8]) -> Option<usize> {
+    let mut escaped = false;
+    for (i, &b) in array.iter().enumerate().skip(2) {
+        if escaped {
+            escaped = false;
+        } else if b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            return Some(i + 2);
+        }
+    }
+    None
+}
+
+/// Encodes raw JSON arguments (`[a,b]` as received) as a packet, with attachments.
+pub(crate) fn encode_raw_args_packet(
+    kind: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    event: Option<&str>,
+    raw_array: &str,
+    attachments: &[Bytes],
+) -> Result<EncodedPacket, EmitError> {
+    let inner = raw_array.trim();
+    let inner = inner
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or("")
+        .trim();
+    let mut out = BytesMut::with_capacity(inner.len() + nsp.len() + 32 + event.map_or(0, str::len));
+    out.extend_from_slice(b"4");
+    write_header(&mut out, kind, attachments.len(), nsp, id, true);
+    out.extend_from_slice(b"[");
+    if let Some(event) = event {
+        let mut w = bytes::BufMut::writer(out);
+        serde_json::to_writer(&mut w, event)?;
+        out = w.into_inner();
+        if !inner.is_empty() {
+            out.extend_from_slice(b",");
+        }
+    }
+    out.extend_from_slice(inner.as_bytes());
+    out.extend_from_slice(b"]");
+    Ok(EncodedPacket {
+        text: Frame::Text(out.freeze()),
+        attachments: attachments.to_vec(),
+    })
+}
+
 /// A packet ready to queue: its text frame and attachment frames.
 #[derive(Debug, Clone)]
 pub struct EncodedPacket {
@@ -218,6 +338,58 @@ mod tests {
             EventPayload::single("connect", &5),
             Err(EmitError::ReservedEvent(_))
         ));
+    }
+
+    #[test]
+    fn direct_value_encoding_matches_payload_encoding() {
+        let cases: Vec<(Option<&str>, serde_json::Value, bool)> = vec![
+            (Some("hi"), serde_json::json!({"a": 1}), false),
+            (Some("hi"), serde_json::json!([1, "2"]), true),
+            (Some("hi"), serde_json::json!([]), true),
+            (Some("h\"i"), serde_json::json!("x"), false),
+            (None, serde_json::json!("x"), false),
+            (None, serde_json::json!([1, 2]), true),
+            (None, serde_json::json!(null), true),
+        ];
+        for (event, data, spread) in cases {
+            let got = encode_value_packet(PacketType::Ack, "/n", Some(3), event, &data, spread)
+                .expect("ok");
+            let payload = if spread {
+                EventPayload::spread(event.unwrap_or(""), &data)
+            } else {
+                EventPayload::single(event.unwrap_or(""), &data)
+            }
+            .expect("ok");
+            let json = if event.is_some() {
+                payload.json.to_vec()
+            } else {
+                // Strip the `"",` placeholder for the event name.
+                let j = &payload.json[..];
+                if j.len() > 4 {
+                    [&b"["[..], &j[4..]].concat()
+                } else {
+                    b"[]".to_vec()
+                }
+            };
+            let want = encode_json_packet(PacketType::Ack, "/n", Some(3), &json, &[], None);
+            assert_eq!(text(&got), text(&want), "{event:?} {data} {spread}");
+        }
+        let bin = encode_value_packet(
+            PacketType::Event,
+            "/",
+            None,
+            Some("b"),
+            &Binary::from(&b"z"[..]),
+            false,
+        )
+        .expect("ok");
+        assert_eq!(text(&bin), r#"451-["b",{"_placeholder":true,"num":0}]"#);
+        let raw = encode_raw_args_packet(PacketType::Ack, "/", Some(1), None, "[1, \"2\"]", &[])
+            .expect("ok");
+        assert_eq!(text(&raw), "431[1, \"2\"]");
+        let raw =
+            encode_raw_args_packet(PacketType::Event, "/", None, Some("e"), "[]", &[]).expect("ok");
+        assert_eq!(text(&raw), "42[\"e\"]");
     }
 
     #[test]

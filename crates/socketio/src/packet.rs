@@ -98,7 +98,7 @@ pub struct Packet {
     /// The packet type (binary types are reported as `Event`/`Ack` once attachments are joined).
     pub kind: PacketType,
     /// Namespace, `/` when absent.
-    pub nsp: String,
+    pub nsp: std::borrow::Cow<'static, str>,
     /// Ack id, when the sender wants an acknowledgement (or this is one).
     pub id: Option<u64>,
     /// CONNECT auth payload (raw JSON object), when given.
@@ -162,12 +162,17 @@ impl Args {
 }
 
 impl Packet {
-    /// The event name of an EVENT packet (its first argument as a string).
-    pub fn event_name(&self) -> Option<String> {
+    /// The event name of an EVENT packet (its first argument as a string, or a number).
+    pub fn event_name(&self) -> Option<std::borrow::Cow<'_, str>> {
         let raw = self.args.raw(0)?;
+        if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            if !inner.contains('\\') {
+                return Some(std::borrow::Cow::Borrowed(inner));
+            }
+        }
         match serde_json::from_str::<serde_json::Value>(raw).ok()? {
-            serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::String(s) => Some(std::borrow::Cow::Owned(s)),
+            serde_json::Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
             _ => None,
         }
     }
@@ -204,7 +209,7 @@ pub fn decode(text: Bytes, limits: &Limits) -> Result<Packet, ParseError> {
         }
         pos += digits + 1;
     }
-    let mut nsp = "/".to_owned();
+    let mut nsp = std::borrow::Cow::Borrowed("/");
     if bytes.get(pos) == Some(&b'/') {
         let end = bytes[pos..]
             .iter()
@@ -213,9 +218,11 @@ pub fn decode(text: Bytes, limits: &Limits) -> Result<Packet, ParseError> {
         if end - pos > limits.max_namespace_len {
             return Err(ParseError::NamespaceTooLong);
         }
-        nsp = std::str::from_utf8(&bytes[pos..end])
-            .map_err(|_| ParseError::InvalidPayload)?
-            .to_owned();
+        nsp = std::borrow::Cow::Owned(
+            std::str::from_utf8(&bytes[pos..end])
+                .map_err(|_| ParseError::InvalidPayload)?
+                .to_owned(),
+        );
         pos = (end + 1).min(bytes.len());
     }
     let digits = bytes[pos..]
@@ -453,10 +460,7 @@ mod tests {
     #[test]
     fn decodes_connect_variants() {
         let p = dec("0").expect("connect");
-        assert_eq!(
-            (p.kind, p.nsp.as_str(), p.auth),
-            (PacketType::Connect, "/", None)
-        );
+        assert_eq!((p.kind, &*p.nsp, p.auth), (PacketType::Connect, "/", None));
         let p = dec("0/custom,{\"token\":\"a\"}").expect("connect");
         assert_eq!(p.nsp, "/custom");
         assert_eq!(p.auth.as_deref(), Some(&b"{\"token\":\"a\"}"[..]));
@@ -469,10 +473,16 @@ mod tests {
     fn decodes_events_and_acks() {
         let p = dec("2/chat,12[\"msg\",1,{\"a\":[true]}]").expect("event");
         assert_eq!(
-            (p.kind, p.nsp.as_str(), p.id),
+            (p.kind, &*p.nsp, p.id),
             (PacketType::Event, "/chat", Some(12))
         );
         assert_eq!(p.event_name().as_deref(), Some("msg"));
+        let escaped = dec(r#"2["a\"b",1]"#).expect("event");
+        assert_eq!(escaped.event_name().as_deref(), Some("a\"b"));
+        assert_eq!(
+            dec("2[12,1]").expect("event").event_name().as_deref(),
+            Some("12")
+        );
         assert_eq!(p.args.raw(2), Some("{\"a\":[true]}"));
         assert_eq!(p.args.raw_array_from(1), "[1,{\"a\":[true]}]");
         let p = dec("3456[1,\"2\"]").expect("ack");

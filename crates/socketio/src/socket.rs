@@ -2,8 +2,10 @@
 //! acknowledgements in both directions and its typed data; rooms live in the adapter.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use engineio::{SendError, Sid};
@@ -14,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::adapter::{AckEvent, BroadcastOptions, PersistedSession, Room};
 use crate::client::Client;
 use crate::encode::{
-    encode_control, encode_event, encode_json_packet, EncodedPacket, EventPayload,
+    encode_control, encode_event, encode_raw_args_packet, encode_value_packet, EncodedPacket,
+    EventPayload,
 };
 use crate::error::{AckError, EmitError, HandlerError};
 use crate::handler::{
@@ -154,12 +157,16 @@ impl AckSender {
 
     /// Replies with one argument.
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), EmitError> {
-        self.send_payload(EventPayload::single("", data)?)
+        self.send_with(|nsp, id| {
+            encode_value_packet(PacketType::Ack, nsp, Some(id), None, data, false)
+        })
     }
 
     /// Replies with several arguments (a tuple), or none with `()`.
     pub fn send_args<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), EmitError> {
-        self.send_payload(EventPayload::spread("", args)?)
+        self.send_with(|nsp, id| {
+            encode_value_packet(PacketType::Ack, nsp, Some(id), None, args, true)
+        })
     }
 
     /// Replies with the error shape `{"error":{"message":..,"data":..}}`.
@@ -169,32 +176,29 @@ impl AckSender {
 
     /// Replies with raw arguments (for example the [`Args`] of the event, passed through).
     pub fn send_raw(&self, args: &Args) -> Result<(), EmitError> {
-        let payload =
-            EventPayload::from_raw("", &args.raw_array_from(0), args.attachments.clone())?;
-        self.send_payload(payload)
+        self.send_with(|nsp, id| {
+            encode_raw_args_packet(
+                PacketType::Ack,
+                nsp,
+                Some(id),
+                None,
+                &args.raw_array_from(0),
+                &args.attachments,
+            )
+        })
     }
 
-    fn send_payload(&self, payload: EventPayload) -> Result<(), EmitError> {
+    fn send_with(
+        &self,
+        encode: impl FnOnce(&str, u64) -> Result<EncodedPacket, EmitError>,
+    ) -> Result<(), EmitError> {
         let Some(id) = self.id else {
             return Ok(());
         };
         if self.sent.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        // Drop the leading `"",` that stands where an event name would be.
-        let json = &payload.json[..];
-        let args = match json.get(..4) {
-            Some(b"[\"\",") => [&b"["[..], &json[4..]].concat(),
-            _ => b"[]".to_vec(),
-        };
-        let encoded = encode_json_packet(
-            PacketType::Ack,
-            self.socket.ns_name(),
-            Some(id),
-            &args,
-            &payload.attachments,
-            None,
-        );
+        let encoded = encode(self.socket.ns_name(), id)?;
         self.socket.send_encoded(&encoded, false)
     }
 }
@@ -346,12 +350,38 @@ impl Socket {
 
     /// Sends an event with one argument to this client.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_payload(EventPayload::single(event, data)?, false)
+        if self.0.ns.recovery_enabled() {
+            return self.emit_payload(EventPayload::single(event, data)?, false);
+        }
+        self.emit_direct(event, data, false)
     }
 
     /// Sends an event whose arguments are the elements of `args` (a tuple; `()` for none).
     pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
-        self.emit_payload(EventPayload::spread(event, args)?, false)
+        if self.0.ns.recovery_enabled() {
+            return self.emit_payload(EventPayload::spread(event, args)?, false);
+        }
+        self.emit_direct(event, args, true)
+    }
+
+    fn emit_direct<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        spread: bool,
+    ) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let encoded = encode_value_packet(
+            PacketType::Event,
+            self.ns_name(),
+            None,
+            Some(event),
+            data,
+            spread,
+        )?;
+        self.send_encoded(&encoded, false)
     }
 
     /// Sends an already serialized event (see [`EventPayload`]), e.g. to pass arguments through.
@@ -554,60 +584,73 @@ impl Socket {
         }
     }
 
-    /// An incoming EVENT: packet middleware, then the handler (or the catch-all).
+    /// An incoming EVENT: packet middleware, then the handler (or the catch-all). The handler
+    /// is polled once right here; only a handler that awaits something becomes a task.
     pub(crate) fn dispatch_event(&self, packet: Packet) {
-        let Some(event) = packet.event_name() else {
+        let Some(event) = packet.event_name().map(std::borrow::Cow::into_owned) else {
             return;
         };
+        // The name again for error reports, without a copy: the raw JSON and its range.
+        let name_src = (
+            packet.args.json.clone(),
+            packet.args.ranges.first().cloned().unwrap_or(0..0),
+        );
         let args = packet.args.without_first();
         let ack = packet.id.map(|id| AckSender {
             socket: self.clone(),
             id: Some(id),
             sent: Arc::new(AtomicBool::new(false)),
         });
-        let middlewares = self
-            .0
-            .packet_middlewares
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for middleware in &middlewares {
-            if let Err(err) = middleware(self, &event, &args) {
-                self.report_error(&event, ack.as_ref(), err);
-                return;
+        {
+            let middlewares = self
+                .0
+                .packet_middlewares
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            for middleware in middlewares.iter() {
+                if let Err(err) = middleware(self, &event, &args) {
+                    drop(middlewares);
+                    self.report_error(&event, ack.as_ref(), err);
+                    return;
+                }
             }
         }
-        let handler = self
-            .0
-            .handlers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&event)
-            .cloned()
-            .or_else(|| {
-                self.0
-                    .any_handler
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
-            });
+        let handler = {
+            let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+            handlers.get(event.as_str()).cloned()
+        }
+        .or_else(|| {
+            self.0
+                .any_handler
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        });
         let Some(handler) = handler else {
             tracing::trace!(sid = %self.0.id, %event, "no handler");
             return;
         };
         let ctx = EventContext {
             socket: self.clone(),
-            event: event.clone(),
+            event,
             args,
             ack: ack.clone(),
         };
-        let fut = handler(ctx);
-        let socket = self.clone();
-        run_inline(async move {
-            if let Err(err) = fut.await {
-                socket.report_error(&event, ack.as_ref(), err);
+        let mut fut = handler(ctx);
+        let mut cx = Context::from_waker(Waker::noop());
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+            Ok(Poll::Ready(Ok(()))) => {}
+            Ok(Poll::Ready(Err(err))) => self.report_error(&name_of(&name_src), ack.as_ref(), err),
+            Ok(Poll::Pending) => {
+                let socket = self.clone();
+                run_inline(async move {
+                    if let Err(err) = fut.await {
+                        socket.report_error(&name_of(&name_src), ack.as_ref(), err);
+                    }
+                });
             }
-        });
+            Err(_) => tracing::error!(sid = %self.0.id, "handler panicked"),
+        }
     }
 
     fn report_error(&self, event: &str, ack: Option<&AckSender>, err: HandlerError) {
@@ -709,6 +752,14 @@ impl Socket {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
     }
+}
+
+fn name_of((json, range): &(bytes::Bytes, std::ops::Range<usize>)) -> String {
+    let raw = json
+        .get(range.clone())
+        .and_then(|r| std::str::from_utf8(r).ok())
+        .unwrap_or("");
+    serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
 }
 
 /// A socket with an ack timeout chosen for the next emit.
