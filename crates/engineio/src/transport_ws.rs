@@ -287,37 +287,25 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
         return reason;
     }
     loop {
-        let (frames, closed) = {
-            let mut state = session.lock();
-            match state.closed {
-                Some(reason) => (Vec::new(), Some(reason)),
-                None => (Session::take_frames(&mut state, WRITE_BATCH), None),
-            }
+        let remainder = match flush_now(conn, session) {
+            Flush::Closed(reason) => return reason,
+            Flush::Failed => return CloseReason::TransportError,
+            Flush::Written => continue,
+            Flush::Idle => None,
+            Flush::Partial(rest) => Some(rest),
         };
-        if let Some(reason) = closed {
-            return reason;
-        }
-        if !frames.is_empty() {
-            let mut out = BytesMut::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
-            for frame in &frames {
-                let (opcode, bytes) = match frame {
-                    Frame::Text(b) => (OpCode::Text, b),
-                    Frame::Binary(b) => (OpCode::Binary, b),
-                };
-                ws_codec::encode_header(opcode, bytes.len(), &mut out);
-                out.extend_from_slice(bytes);
-            }
-            drop(frames);
+        if let Some(rest) = remainder {
+            // The socket is full: wait for it, unless the session closes meanwhile (a slow
+            // consumer disconnected by a sender).
             let closed = session.changed.notified();
             tokio::select! {
                 biased;
-                res = conn.io.write_all(&out) => {
+                res = conn.io.write_all(&rest) => {
                     if res.is_err() {
                         return CloseReason::TransportError;
                     }
                 }
-                // A slow consumer closed while we were stuck writing to it.
-                _ = wait_closed(session, closed) => continue,
+                _ = wait_closed(session, closed) => {}
             }
             continue;
         }
@@ -344,6 +332,78 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+enum Flush {
+    /// Nothing queued.
+    Idle,
+    /// Everything taken from the queue was written.
+    Written,
+    /// The socket took only part; the rest must be awaited.
+    Partial(BytesMut),
+    /// The session is closed.
+    Closed(CloseReason),
+    /// The write failed.
+    Failed,
+}
+
+thread_local! {
+    static WRITE_SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Encodes queued frames into the thread's scratch buffer and writes as much as the socket takes
+/// without waiting. Only bytes the socket did not take are copied into an owned buffer.
+fn flush_now<IO: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<IO>, session: &Session) -> Flush {
+    WRITE_SCRATCH.with(|scratch| {
+        let mut out = scratch.borrow_mut();
+        out.clear();
+        {
+            let mut state = session.lock();
+            if let Some(reason) = state.closed {
+                return Flush::Closed(reason);
+            }
+            let mut taken = 0;
+            while let Some(frame) = state.frames.front() {
+                if taken > 0 && taken + frame.len() > WRITE_BATCH {
+                    break;
+                }
+                let (opcode, bytes) = match frame {
+                    Frame::Text(b) => (OpCode::Text, b),
+                    Frame::Binary(b) => (OpCode::Binary, b),
+                };
+                ws_codec::encode_header(opcode, bytes.len(), &mut *out);
+                out.extend_from_slice(bytes);
+                taken += frame.len();
+                state.frames.pop_front();
+            }
+            state.queued_bytes -= taken;
+            if state.frames.is_empty() && state.frames.capacity() > 64 {
+                state.frames = std::collections::VecDeque::new();
+            }
+        }
+        if out.is_empty() {
+            return Flush::Idle;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut written = 0;
+        while written < out.len() {
+            match Pin::new(&mut conn.io).poll_write(&mut cx, &out[written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Flush::Failed,
+                Poll::Ready(Ok(n)) => written += n,
+                // The await that follows polls again with the task's waker.
+                Poll::Pending => break,
+            }
+        }
+        if written == out.len() {
+            // Keep a moderate scratch buffer; give back a large one.
+            if out.capacity() > 4 * WRITE_BATCH {
+                *out = BytesMut::new();
+            }
+            Flush::Written
+        } else {
+            Flush::Partial(BytesMut::from(&out[written..]))
+        }
+    })
 }
 
 async fn wait_closed(session: &Session, first: tokio::sync::futures::Notified<'_>) {
