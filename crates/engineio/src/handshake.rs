@@ -37,7 +37,7 @@ impl RequestInfo {
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
         RequestInfo {
-            headers: parts.headers.clone(),
+            headers: owned_headers(&parts.headers),
             query: parse_query(parts.uri.query().unwrap_or("")),
             uri: parts
                 .uri
@@ -56,6 +56,19 @@ impl RequestInfo {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Copies headers into storage of their own. hyper's header values are slices of its whole
+/// read buffer; a plain clone would keep that buffer (8 KiB or more) alive for the session.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+        let mut copy = http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        out.append(name, copy);
+    }
+    out
 }
 
 /// Splits and percent-decodes a query string (`+` is a space, as in HTML forms).

@@ -170,9 +170,17 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     leftover: Bytes,
     target: Target,
 ) {
+    // Copy what hyper read past the request, then let go of hyper's whole read buffer, which
+    // `leftover` points into (kept as a parameter it would live as long as the connection).
+    let buf = if leftover.is_empty() {
+        BytesMut::new()
+    } else {
+        BytesMut::from(&leftover[..])
+    };
+    drop(leftover);
     let mut conn = Conn {
         io,
-        buf: BytesMut::from(&leftover[..]),
+        buf,
         decoder: Decoder::new(engine.config.max_payload),
     };
     let session = match target {

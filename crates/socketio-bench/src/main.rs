@@ -6,7 +6,7 @@
 //! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw] [--warmup-ms 1000] [--duration-ms 5000]
 //! sio-bench fanout  --addr ... [--receivers 1000] [--messages 200] [--rate 100]
 //! sio-bench polling --addr ... [--clients 20] [--size 32] [--warmup-ms 1000] [--duration-ms 5000]
-//! sio-bench all [--out docs/benchmarks.md] [--quick]
+//! sio-bench all [--out docs/benchmarks.md] [--quick] [--only <text in the scenario's arguments>]
 //! ```
 
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ fn main() {
         let out = flags
             .get("out")
             .map_or_else(|| root.join("docs/benchmarks.md"), PathBuf::from);
-        if let Err(err) = socketio_bench::report::run_all(&root, &out, flags.contains_key("quick"))
+        if let Err(err) = socketio_bench::report::run_all(&root, &out, flags.contains_key("quick"), flags.get("only").map(String::as_str))
         {
             eprintln!("benchmark failed: {err}");
             std::process::exit(1);
@@ -67,7 +67,7 @@ fn main() {
         addr,
         pid: flags.get("pid").and_then(|p| p.parse().ok()),
     };
-    let threads = num("threads", 2) as usize;
+    let threads = num("threads", 1) as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()

@@ -218,10 +218,14 @@ pub fn run_all(
     root: &Path,
     out: &Path,
     quick: bool,
+    only: Option<&str>,
 ) -> std::io::Result<Vec<(String, String, Value)>> {
     let mut results = Vec::new();
     let mut port = 4100u16;
     for run in runs(quick) {
+        if only.is_some_and(|o| !run.args.join(" ").contains(o)) {
+            continue;
+        }
         for peer in peers(root) {
             if peer.ceiling && !run.with_ceiling {
                 continue;
@@ -247,6 +251,9 @@ pub fn run_all(
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
     }
     write_report(root, out, quick, &results)?;
     Ok(results)
