@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
-use tokio::task::AbortHandle;
 
 use crate::config::EngineConfig;
 use crate::handshake::RequestInfo;
@@ -137,7 +136,6 @@ pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     pub(crate) handler: Arc<dyn Handler>,
     sessions: Arc<Sessions>,
-    heartbeats: RwLock<HashMap<Sid, AbortHandle>>,
 }
 
 /// An Engine.IO server. Cloning is cheap and shares the same sessions.
@@ -162,7 +160,6 @@ impl Engine {
                 config,
                 handler,
                 sessions: Arc::new(Sessions::new()),
-                heartbeats: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -339,15 +336,18 @@ impl EngineInner {
             let _ = session.send(Frame::Text(text));
         }
         self.sessions.insert(session.clone());
-        let task = tokio::spawn(heartbeat(
-            session.clone(),
-            self.config.ping_interval,
-            self.config.ping_timeout,
-        ));
-        self.heartbeats
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(sid, task.abort_handle());
+        if transport == TransportKind::Polling {
+            let task = tokio::spawn(heartbeat(
+                session.clone(),
+                self.config.ping_interval,
+                self.config.ping_timeout,
+            ));
+            let _ = session.heartbeat.set(task.abort_handle());
+        } else {
+            // The connection task drives the heartbeat of a WebSocket session.
+            session.lock().next_ping =
+                Some(tokio::time::Instant::now() + self.config.ping_interval);
+        }
         self.handler.on_open(&session);
         session
     }
@@ -379,12 +379,7 @@ impl EngineInner {
             };
             session
         };
-        if let Some(task) = self
-            .heartbeats
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&sid)
-        {
+        if let Some(task) = session.heartbeat.get() {
             task.abort();
         }
         tracing::debug!(%sid, reason = reason.as_str(), "session closed");

@@ -60,11 +60,17 @@ impl RequestInfo {
 
 /// Copies headers into storage of their own. hyper's header values are slices of its whole
 /// read buffer; a plain clone would keep that buffer (8 KiB or more) alive for the session.
+/// The WebSocket negotiation headers are left out: they describe the transport, not the client.
 fn owned_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
-        let mut copy = http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        if name.as_str().starts_with("sec-websocket-") {
+            continue;
+        }
+        let name =
+            http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+        let mut copy =
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
         copy.set_sensitive(value.is_sensitive());
         out.append(name, copy);
     }

@@ -121,6 +121,8 @@ pub(crate) struct State {
     pub(crate) client_closed: bool,
     /// When an unanswered ping expires.
     pub(crate) pong_deadline: Option<tokio::time::Instant>,
+    /// When the next ping is due (WebSocket sessions, whose connection task drives the heartbeat).
+    pub(crate) next_ping: Option<tokio::time::Instant>,
 }
 
 /// One client session. Cheap to share (`Arc<Session>`).
@@ -134,6 +136,7 @@ pub struct Session {
     close_started: AtomicBool,
     engine: Weak<EngineInner>,
     user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
+    pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
 }
 
 impl std::fmt::Debug for Session {
@@ -162,12 +165,14 @@ impl Session {
                 noop_due: false,
                 client_closed: false,
                 pong_deadline: None,
+                next_ping: None,
             }),
             changed: Notify::new(),
             pong: Notify::new(),
             close_started: AtomicBool::new(false),
             engine,
             user_data: OnceLock::new(),
+            heartbeat: OnceLock::new(),
         }
     }
 
@@ -318,7 +323,13 @@ impl Session {
             Packet::Message(text) => self.deliver(Message::Text(text)),
             Packet::Binary(bin) => self.deliver(Message::Binary(bin)),
             Packet::Pong => {
-                self.lock().pong_deadline = None;
+                let interval = self.engine.upgrade().map(|e| e.config.ping_interval);
+                let mut state = self.lock();
+                state.pong_deadline = None;
+                if let Some(interval) = interval {
+                    state.next_ping = Some(tokio::time::Instant::now() + interval);
+                }
+                drop(state);
                 self.pong.notify_one();
             }
             Packet::Close => {
@@ -339,6 +350,43 @@ impl Session {
         if let Some(engine) = self.engine.upgrade() {
             engine.handler.on_message(self, message);
         }
+    }
+}
+
+/// One step of the heartbeat of a WebSocket session, run by its connection task when the
+/// deadline from [`Session::heartbeat_deadline`] passes: sends the due ping, or reports the
+/// timeout of an unanswered one.
+pub(crate) fn heartbeat_tick(
+    session: &Session,
+    timeout: std::time::Duration,
+) -> Result<(), CloseReason> {
+    let now = tokio::time::Instant::now();
+    let mut state = session.lock();
+    if let Some(deadline) = state.pong_deadline {
+        return if now >= deadline {
+            Err(CloseReason::PingTimeout)
+        } else {
+            Ok(())
+        };
+    }
+    match state.next_ping {
+        Some(due) if now >= due => {
+            state.next_ping = None;
+            state.pong_deadline = Some(due + timeout);
+            drop(state);
+            session
+                .send(Frame::Text(Bytes::from_static(b"2")))
+                .map_err(|_| CloseReason::TransportError)
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Session {
+    /// The next heartbeat deadline: the pong deadline when a ping is out, else the next ping.
+    pub(crate) fn heartbeat_deadline(&self) -> Option<tokio::time::Instant> {
+        let state = self.lock();
+        state.pong_deadline.or(state.next_ping)
     }
 }
 

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use crate::engine::{EngineInner, ResponseBody};
 use crate::handshake::RequestInfo;
 use crate::packet::{Frame, Packet};
-use crate::session::{CloseReason, Session, TransportKind};
+use crate::session::{heartbeat_tick, CloseReason, Session, TransportKind};
 use crate::ws_codec::{self, Decoder, Message, OpCode};
 
 /// Largest batch of queued bytes written with one system call.
@@ -71,7 +71,10 @@ pub(crate) fn accept<B: Send + 'static>(
         match on_upgrade.await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => run(engine, parts.io.into_inner(), parts.read_buf, target).await,
-                Err(upgraded) => run(engine, TokioIo::new(upgraded), Bytes::new(), target).await,
+                // Another server's IO type: rare, so its state machine is boxed.
+                Err(upgraded) => {
+                    Box::pin(run(engine, TokioIo::new(upgraded), Bytes::new(), target)).await
+                }
             },
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
         }
@@ -193,8 +196,21 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
         Target::New(info) => engine.open(info, TransportKind::WebSocket),
         Target::Upgrade(session) => {
             let timeout = engine.config.upgrade_timeout;
-            match tokio::time::timeout(timeout, probe(&mut conn, &session)).await {
-                Ok(Ok(())) => session,
+            // Boxed: the probe's state is only needed during the upgrade, not in every idle task.
+            match tokio::time::timeout(timeout, Box::pin(probe(&mut conn, &session))).await {
+                Ok(Ok(())) => {
+                    // From now on this task drives the heartbeat; the polling one stops.
+                    if let Some(task) = session.heartbeat.get() {
+                        task.abort();
+                    }
+                    let mut state = session.lock();
+                    if state.pong_deadline.is_none() {
+                        state.next_ping =
+                            Some(tokio::time::Instant::now() + engine.config.ping_interval);
+                    }
+                    drop(state);
+                    session
+                }
                 Ok(Err(())) | Err(_) => {
                     {
                         let mut state = session.lock();
@@ -210,7 +226,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
-    let reason = serve(&mut conn, &session).await;
+    let reason = serve(&mut conn, &session, engine.config.ping_timeout).await;
     session.close_with(reason);
     let mut out = BytesMut::new();
     ws_codec::encode_close(1000, &mut out);
@@ -289,7 +305,11 @@ async fn probe<IO: AsyncRead + AsyncWrite + Unpin>(
 async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<IO>,
     session: &Arc<Session>,
+    ping_timeout: std::time::Duration,
 ) -> CloseReason {
+    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+    let timer = tokio::time::sleep_until(far);
+    tokio::pin!(timer);
     // Frames that arrived in the same read as the upgrade packet are already buffered.
     if let Err(reason) = drain_messages(conn, session).await {
         return reason;
@@ -303,17 +323,9 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             Flush::Partial(rest) => Some(rest),
         };
         if let Some(rest) = remainder {
-            // The socket is full: wait for it, unless the session closes meanwhile (a slow
-            // consumer disconnected by a sender).
-            let closed = session.changed.notified();
-            tokio::select! {
-                biased;
-                res = conn.io.write_all(&rest) => {
-                    if res.is_err() {
-                        return CloseReason::TransportError;
-                    }
-                }
-                _ = wait_closed(session, closed) => {}
+            // The socket is full. Boxed, so that idle connections do not carry this state.
+            if !Box::pin(write_blocked(conn, session, rest)).await {
+                return CloseReason::TransportError;
             }
             continue;
         }
@@ -327,8 +339,20 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         conn.release_idle_buffer();
+        let deadline = session.heartbeat_deadline();
+        if let Some(deadline) = deadline {
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+        }
         tokio::select! {
             _ = &mut changed => {}
+            _ = &mut timer, if deadline.is_some() => {
+                if let Err(reason) = heartbeat_tick(session, ping_timeout) {
+                    return reason;
+                }
+                timer.as_mut().reset(far);
+            }
             read = conn.read_some() => match read {
                 Ok(0) => return CloseReason::TransportClose,
                 Err(_) => return CloseReason::TransportError,
@@ -339,6 +363,21 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// Waits until a blocked write completes, or the session closes meanwhile (a slow consumer
+/// disconnected by a sender). Returns false when the write failed.
+async fn write_blocked<IO: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<IO>,
+    session: &Session,
+    rest: BytesMut,
+) -> bool {
+    let closed = session.changed.notified();
+    tokio::select! {
+        biased;
+        res = conn.io.write_all(&rest) => res.is_ok(),
+        _ = wait_closed(session, closed) => true,
     }
 }
 

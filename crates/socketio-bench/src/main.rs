@@ -51,8 +51,12 @@ fn main() {
         let out = flags
             .get("out")
             .map_or_else(|| root.join("docs/benchmarks.md"), PathBuf::from);
-        if let Err(err) = socketio_bench::report::run_all(&root, &out, flags.contains_key("quick"), flags.get("only").map(String::as_str))
-        {
+        if let Err(err) = socketio_bench::report::run_all(
+            &root,
+            &out,
+            flags.contains_key("quick"),
+            flags.get("only").map(String::as_str),
+        ) {
             eprintln!("benchmark failed: {err}");
             std::process::exit(1);
         }

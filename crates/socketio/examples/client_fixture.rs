@@ -95,7 +95,7 @@ fn main_namespace(socket: Socket) -> std::future::Ready<()> {
     socket.on(
         "getHandshake",
         |socket: Socket, ack: AckSender| async move {
-            let _ = ack.send(socket.handshake());
+            let _ = ack.send(&socket.handshake());
         },
     );
     socket.on("getId", |socket: Socket, ack: AckSender| async move {
@@ -134,7 +134,7 @@ async fn main() -> std::io::Result<()> {
         });
     });
     io.of("/abc").on_connection(|socket: Socket| async move {
-        let _ = socket.emit("handshake", socket.handshake());
+        let _ = socket.emit("handshake", &socket.handshake());
     });
     for name in ["/asd", "/valid", "/timeout_socket"] {
         io.of(name).on_connection(|_: Socket| async {});

@@ -28,7 +28,7 @@ impl Handler for Echo {
 }
 
 fn on_connection(socket: Socket) -> impl std::future::Future<Output = ()> {
-    let _ = socket.emit("auth", &socket.handshake().auth);
+    let _ = socket.emit("auth", socket.auth());
     socket.on("message", |socket: Socket, RawArgs(args)| async move {
         let payload = EventPayload::from_raw(
             "message-back",

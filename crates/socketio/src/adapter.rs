@@ -278,34 +278,50 @@ impl LocalAdapter {
     }
 
     /// Local socket ids matching `opts`.
+    ///
+    /// Every socket is in the room named after its id. Those rooms are implicit: a room name
+    /// that is the id of a connected local socket matches that socket, without an index entry
+    /// per socket.
     pub fn matching_sids(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        let ns = self.ns.upgrade();
+        let private = |room: &str| -> Option<Sid> {
+            let sid = Sid::parse(room)?;
+            ns.as_ref().filter(|ns| ns.has_socket(&sid)).map(|_| sid)
+        };
         let index = self.read();
         let excluded = |sid: &Sid| {
             !opts.except.is_empty()
-                && opts
-                    .except
-                    .iter()
-                    .any(|room| index.rooms.get(room).is_some_and(|m| m.contains(sid)))
+                && opts.except.iter().any(|room| {
+                    **room == *sid.as_str()
+                        || index.rooms.get(room).is_some_and(|m| m.contains(sid))
+                })
         };
         if opts.rooms.is_empty() {
-            return index
-                .sids
-                .keys()
-                .filter(|s| !excluded(s))
-                .copied()
-                .collect();
+            let all = ns.as_ref().map(|ns| ns.all_sids()).unwrap_or_default();
+            return all.into_iter().filter(|s| !excluded(s)).collect();
         }
         if let [room] = opts.rooms.as_slice() {
-            return index
+            let mut out: Vec<Sid> = index
                 .rooms
                 .get(room)
                 .map(|m| m.iter().filter(|s| !excluded(s)).copied().collect())
                 .unwrap_or_default();
+            if let Some(sid) = private(room) {
+                if !excluded(&sid) && !out.contains(&sid) {
+                    out.push(sid);
+                }
+            }
+            return out;
         }
         let mut seen = HashSet::new();
         for room in &opts.rooms {
             if let Some(members) = index.rooms.get(room) {
                 seen.extend(members.iter().filter(|s| !excluded(s)).copied());
+            }
+            if let Some(sid) = private(room) {
+                if !excluded(&sid) {
+                    seen.insert(sid);
+                }
             }
         }
         seen.into_iter().collect()
@@ -373,15 +389,19 @@ impl Adapter for LocalAdapter {
     }
 
     fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.read()
-            .sids
-            .get(&sid)
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default()
+        let mut rooms = vec![Room::from(sid.as_str())];
+        if let Some(explicit) = self.read().sids.get(&sid) {
+            rooms.extend(explicit.iter().cloned());
+        }
+        rooms
     }
 
     fn rooms(&self) -> Vec<Room> {
-        self.read().rooms.keys().cloned().collect()
+        let mut rooms: Vec<Room> = self.read().rooms.keys().cloned().collect();
+        if let Some(ns) = self.ns.upgrade() {
+            rooms.extend(ns.all_sids().iter().map(|sid| Room::from(sid.as_str())));
+        }
+        rooms
     }
 
     fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
@@ -547,7 +567,12 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         assert_eq!(adapter.matching_sids(&opts(&["r2"], &["r1"])), vec![b]);
-        assert_eq!(adapter.matching_sids(&opts(&[], &["r2"])), vec![c]);
+        // Without a namespace there are no sockets to enumerate for "everyone".
+        assert!(adapter.matching_sids(&opts(&[], &["r2"])).is_empty());
+        assert_eq!(
+            adapter.socket_rooms(c),
+            vec![Room::from(c.as_str()), room("r3")]
+        );
         adapter.del_all(a);
         assert_eq!(
             adapter.matching_sids(&opts(&["r1"], &[])),

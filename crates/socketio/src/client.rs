@@ -2,7 +2,6 @@
 //! attachments), routes them to the namespace sockets, runs the CONNECT flow (recovery,
 //! middlewares, reply) and closes everything when the connection ends.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use engineio::{Message, Session, Sid};
@@ -10,7 +9,6 @@ use tokio::task::AbortHandle;
 
 use crate::encode::{encode_control, encode_event};
 use crate::handler::{run_inline, ConnectRequest};
-use crate::handshake::Handshake;
 use crate::namespace::NsInner;
 use crate::packet::{decode, Packet, PacketType, Reassembler};
 use crate::server::{ServerConfig, ServerInner};
@@ -21,7 +19,7 @@ pub(crate) struct Client {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) state: Arc<http::Extensions>,
     server: Weak<ServerInner>,
-    sockets: Mutex<HashMap<String, Socket>>,
+    sockets: Mutex<Vec<(Box<str>, Socket)>>,
     reassembler: Mutex<Reassembler>,
     connect_timer: Mutex<Option<AbortHandle>>,
 }
@@ -33,7 +31,7 @@ impl Client {
             config: server.config.clone(),
             state: server.state.clone(),
             server: Arc::downgrade(server),
-            sockets: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Vec::new()),
             reassembler: Mutex::new(Reassembler::default()),
             connect_timer: Mutex::new(None),
         });
@@ -89,8 +87,9 @@ impl Client {
             .sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&*packet.nsp)
-            .cloned();
+            .iter()
+            .find(|(nsp, _)| **nsp == *packet.nsp)
+            .map(|(_, s)| s.clone());
         let Some(socket) = socket else {
             tracing::debug!(sid = %self.session.sid(), nsp = %packet.nsp, "packet for a namespace not joined: closing");
             self.close_all(DisconnectReason::ParseError);
@@ -116,7 +115,8 @@ impl Client {
             .sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&*packet.nsp)
+            .iter()
+            .any(|(nsp, _)| **nsp == *packet.nsp)
         {
             tracing::debug!(nsp = %packet.nsp, "already connected to namespace: ignoring CONNECT");
             return;
@@ -149,7 +149,7 @@ impl Client {
                 restored = ns.adapter().restore_session(pid, offset).await;
             }
         }
-        let handshake = Arc::new(Handshake::new(self.session.request(), auth));
+        let auth = Arc::new(auth);
         let extensions = restored
             .as_ref()
             .map(|r| r.session.data.clone())
@@ -160,11 +160,10 @@ impl Client {
             extensions
         } else {
             let req = ConnectRequest {
-                handshake: handshake.clone(),
+                session: self.session.clone(),
+                auth: auth.clone(),
                 nsp: ns.name().to_owned(),
-                remote_addr: self.session.request().remote_addr,
                 extensions: Arc::new(Mutex::new(extensions)),
-                headers: self.session.request().headers.clone(),
             };
             let middlewares = ns
                 .handlers
@@ -207,12 +206,13 @@ impl Client {
                 false,
             ),
         };
+        let auth = Arc::try_unwrap(auth).unwrap_or_else(|shared| (*shared).clone());
         let socket = Socket::new(
             id,
             pid,
             ns.clone(),
             self.clone(),
-            handshake,
+            auth,
             extensions,
             recovered,
         );
@@ -225,7 +225,7 @@ impl Client {
         self.sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(ns.name().to_owned(), socket.clone());
+            .push((ns.name().into(), socket.clone()));
         if let Some(timer) = self
             .connect_timer
             .lock()
@@ -264,7 +264,7 @@ impl Client {
         self.sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(nsp);
+            .retain(|(name, _)| **name != *nsp);
     }
 
     /// Disconnects every socket of this connection with `reason`.
@@ -273,7 +273,7 @@ impl Client {
             .sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .drain()
+            .drain(..)
             .map(|(_, s)| s)
             .collect();
         for socket in sockets {

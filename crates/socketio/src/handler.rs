@@ -207,11 +207,10 @@ pub(crate) fn erase<M, H: EventHandler<M>>(handler: H) -> ErasedHandler {
 /// data that the socket will carry.
 #[derive(Clone)]
 pub struct ConnectRequest {
-    pub(crate) handshake: Arc<Handshake>,
+    pub(crate) session: Arc<engineio::Session>,
+    pub(crate) auth: Arc<serde_json::Value>,
     pub(crate) nsp: String,
-    pub(crate) remote_addr: Option<std::net::SocketAddr>,
     pub(crate) extensions: Arc<Mutex<http::Extensions>>,
-    pub(crate) headers: http::HeaderMap,
 }
 
 impl std::fmt::Debug for ConnectRequest {
@@ -225,32 +224,32 @@ impl std::fmt::Debug for ConnectRequest {
 impl ConnectRequest {
     /// The CONNECT packet's auth payload deserialized as `T`.
     pub fn auth<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.handshake.auth)
+        T::deserialize(&*self.auth)
     }
 
     /// The auth payload as JSON (`{}` when none was sent).
     pub fn auth_value(&self) -> &serde_json::Value {
-        &self.handshake.auth
+        &self.auth
     }
 
     /// A query parameter of the handshake request.
     pub fn query(&self, key: &str) -> Option<&str> {
-        self.handshake.query(key)
+        self.session.request().query_param(key)
     }
 
     /// The handshake request's headers.
     pub fn headers(&self) -> &http::HeaderMap {
-        &self.headers
+        &self.session.request().headers
     }
 
     /// The client's address, when known.
     pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
-        self.remote_addr
+        self.session.request().remote_addr
     }
 
-    /// The whole handshake.
-    pub fn handshake(&self) -> &Handshake {
-        &self.handshake
+    /// The whole handshake, in the shape Node's `socket.handshake` has.
+    pub fn handshake(&self) -> Handshake {
+        Handshake::new(self.session.request(), (*self.auth).clone())
     }
 
     /// The namespace being joined.

@@ -112,6 +112,22 @@ impl NsInner {
             .collect()
     }
 
+    pub(crate) fn has_socket(&self, sid: &Sid) -> bool {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(sid)
+    }
+
+    pub(crate) fn all_sids(&self) -> Vec<Sid> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     pub(crate) fn all_sockets(&self) -> Vec<Socket> {
         self.sockets
             .read()

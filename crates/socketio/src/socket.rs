@@ -210,8 +210,8 @@ pub(crate) struct SocketInner {
     pub(crate) pid: Option<Sid>,
     pub(crate) ns: Arc<NsInner>,
     pub(crate) client: Arc<Client>,
-    pub(crate) handshake: Arc<Handshake>,
-    handlers: RwLock<HashMap<String, ErasedHandler>>,
+    pub(crate) auth: serde_json::Value,
+    handlers: RwLock<Vec<(Box<str>, ErasedHandler)>>,
     any_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
@@ -241,7 +241,7 @@ impl Socket {
         pid: Option<Sid>,
         ns: Arc<NsInner>,
         client: Arc<Client>,
-        handshake: Arc<Handshake>,
+        auth: serde_json::Value,
         extensions: http::Extensions,
         recovered: bool,
     ) -> Socket {
@@ -250,8 +250,8 @@ impl Socket {
             pid,
             ns,
             client,
-            handshake,
-            handlers: RwLock::new(HashMap::new()),
+            auth,
+            handlers: RwLock::new(Vec::new()),
             any_handler: RwLock::new(None),
             disconnect_handlers: Mutex::new(Vec::new()),
             packet_middlewares: RwLock::new(Vec::new()),
@@ -283,9 +283,20 @@ impl Socket {
         crate::Namespace(self.0.ns.clone())
     }
 
-    /// The handshake: headers, query, address, auth.
-    pub fn handshake(&self) -> &Handshake {
-        &self.0.handshake
+    /// The handshake (headers, query, address, time, auth), built from the Engine.IO handshake
+    /// request when asked for; a socket does not keep a copy.
+    pub fn handshake(&self) -> Handshake {
+        Handshake::new(self.0.client.session.request(), self.0.auth.clone())
+    }
+
+    /// The CONNECT packet's auth payload (`{}` when none was sent).
+    pub fn auth(&self) -> &serde_json::Value {
+        &self.0.auth
+    }
+
+    /// The Engine.IO handshake request (headers, query, address).
+    pub fn request(&self) -> &engineio::RequestInfo {
+        self.0.client.session.request()
     }
 
     /// Whether this socket was restored by connection state recovery.
@@ -306,11 +317,14 @@ impl Socket {
     /// Registers the handler of an event. Register handlers before the connection handler's
     /// first `.await` so that no early event finds none.
     pub fn on<M, H: EventHandler<M>>(&self, event: impl Into<String>, handler: H) {
-        self.0
-            .handlers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(event.into(), erase(handler));
+        let event: String = event.into();
+        let handler = erase(handler);
+        let mut handlers = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
+        // A few handlers per socket: a vector beats a hash map in memory and lookup time.
+        match handlers.iter_mut().find(|(name, _)| **name == *event) {
+            Some(slot) => slot.1 = handler,
+            None => handlers.push((event.into_boxed_str(), handler)),
+        }
     }
 
     /// Registers a handler for events that have no handler of their own.
@@ -617,7 +631,10 @@ impl Socket {
         }
         let handler = {
             let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
-            handlers.get(event.as_str()).cloned()
+            handlers
+                .iter()
+                .find(|(name, _)| **name == *event)
+                .map(|(_, h)| h.clone())
         }
         .or_else(|| {
             self.0
