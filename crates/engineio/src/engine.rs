@@ -336,18 +336,12 @@ impl EngineInner {
             let _ = session.send(Frame::Text(text));
         }
         self.sessions.insert(session.clone());
+        session.lock().next_ping = Some(tokio::time::Instant::now() + self.config.ping_interval);
         if transport == TransportKind::Polling {
-            let task = tokio::spawn(heartbeat(
-                session.clone(),
-                self.config.ping_interval,
-                self.config.ping_timeout,
-            ));
+            let task = tokio::spawn(heartbeat(session.clone(), self.config.ping_timeout));
             let _ = session.heartbeat.set(task.abort_handle());
-        } else {
-            // The connection task drives the heartbeat of a WebSocket session.
-            session.lock().next_ping =
-                Some(tokio::time::Instant::now() + self.config.ping_interval);
         }
+        // A WebSocket session's connection task drives its heartbeat.
         self.handler.on_open(&session);
         session
     }

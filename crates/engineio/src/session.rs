@@ -121,8 +121,10 @@ pub(crate) struct State {
     pub(crate) client_closed: bool,
     /// When an unanswered ping expires.
     pub(crate) pong_deadline: Option<tokio::time::Instant>,
-    /// When the next ping is due (WebSocket sessions, whose connection task drives the heartbeat).
+    /// When the next ping is due.
     pub(crate) next_ping: Option<tokio::time::Instant>,
+    /// When the session is closed unless the deadline is cancelled (see [`Session::close_at`]).
+    pub(crate) close_at: Option<tokio::time::Instant>,
 }
 
 /// One client session. Cheap to share (`Arc<Session>`).
@@ -166,6 +168,7 @@ impl Session {
                 client_closed: false,
                 pong_deadline: None,
                 next_ping: None,
+                close_at: None,
             }),
             changed: Notify::new(),
             pong: Notify::new(),
@@ -284,6 +287,19 @@ impl Session {
         out
     }
 
+    /// Closes the session (`forced close`) at `deadline` unless [`Session::cancel_close_at`] is
+    /// called first; the layer above uses it for its connect timeout. No task or timer of its
+    /// own: the session's heartbeat driver checks it.
+    pub fn close_at(&self, deadline: std::time::Instant) {
+        self.lock().close_at = Some(tokio::time::Instant::from_std(deadline));
+        self.pong.notify_one();
+    }
+
+    /// Cancels [`Session::close_at`].
+    pub fn cancel_close_at(&self) {
+        self.lock().close_at = None;
+    }
+
     /// Closes the session if its pong is overdue, even if the heartbeat timer has not fired yet
     /// (timers may run a little late; a request must never see a session past its deadline).
     pub(crate) fn expire_if_overdue(&self) -> bool {
@@ -353,15 +369,19 @@ impl Session {
     }
 }
 
-/// One step of the heartbeat of a WebSocket session, run by its connection task when the
-/// deadline from [`Session::heartbeat_deadline`] passes: sends the due ping, or reports the
-/// timeout of an unanswered one.
+/// One step of the heartbeat, run by the session's driver (its WebSocket connection task, or
+/// the heartbeat task of a polling session) when the deadline from
+/// [`Session::heartbeat_deadline`] passes: closes at `close_at`, sends the due ping, or reports
+/// the timeout of an unanswered one.
 pub(crate) fn heartbeat_tick(
     session: &Session,
     timeout: std::time::Duration,
 ) -> Result<(), CloseReason> {
     let now = tokio::time::Instant::now();
     let mut state = session.lock();
+    if state.close_at.is_some_and(|at| now >= at) {
+        return Err(CloseReason::ForcedClose);
+    }
     if let Some(deadline) = state.pong_deadline {
         return if now >= deadline {
             Err(CloseReason::PingTimeout)
@@ -383,36 +403,33 @@ pub(crate) fn heartbeat_tick(
 }
 
 impl Session {
-    /// The next heartbeat deadline: the pong deadline when a ping is out, else the next ping.
+    /// The next deadline of the heartbeat driver: the pong deadline when a ping is out, else the
+    /// next ping, whichever comes before `close_at`.
     pub(crate) fn heartbeat_deadline(&self) -> Option<tokio::time::Instant> {
         let state = self.lock();
-        state.pong_deadline.or(state.next_ping)
+        let beat = state.pong_deadline.or(state.next_ping);
+        match (beat, state.close_at) {
+            (Some(b), Some(c)) => Some(b.min(c)),
+            (b, c) => b.or(c),
+        }
     }
 }
 
-/// Runs the server heartbeat of one session until it closes: ping every interval, close after an
-/// unanswered ping.
-pub(crate) async fn heartbeat(
-    session: Arc<Session>,
-    interval: std::time::Duration,
-    timeout: std::time::Duration,
-) {
-    // Absolute deadlines, so that timer rounding does not add up from one ping to the next.
-    let mut next_ping = tokio::time::Instant::now() + interval;
+/// Drives the heartbeat of a polling session until it closes or a WebSocket takes over.
+pub(crate) async fn heartbeat(session: Arc<Session>, timeout: std::time::Duration) {
     loop {
-        tokio::time::sleep_until(next_ping).await;
-        let deadline = next_ping + timeout;
-        session.lock().pong_deadline = Some(deadline);
-        if session.send(Frame::Text(Bytes::from_static(b"2"))).is_err() {
+        let Some(deadline) = session.heartbeat_deadline() else {
             return;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                if let Err(reason) = heartbeat_tick(&session, timeout) {
+                    session.close_with(reason);
+                    return;
+                }
+            }
+            // A pong (or a new close deadline) moves the schedule.
+            _ = session.pong.notified() => {}
         }
-        if tokio::time::timeout_at(deadline, session.pong.notified())
-            .await
-            .is_err()
-        {
-            session.close_with(CloseReason::PingTimeout);
-            return;
-        }
-        next_ping = tokio::time::Instant::now() + interval;
     }
 }

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use engineio::{Message, Session, Sid};
-use tokio::task::AbortHandle;
 
 use crate::encode::{encode_control, encode_event};
 use crate::handler::{run_inline, ConnectRequest};
@@ -21,7 +20,6 @@ pub(crate) struct Client {
     server: Weak<ServerInner>,
     sockets: Mutex<Vec<(Box<str>, Socket)>>,
     reassembler: Mutex<Reassembler>,
-    connect_timer: Mutex<Option<AbortHandle>>,
 }
 
 impl Client {
@@ -33,28 +31,11 @@ impl Client {
             server: Arc::downgrade(server),
             sockets: Mutex::new(Vec::new()),
             reassembler: Mutex::new(Reassembler::default()),
-            connect_timer: Mutex::new(None),
         });
-        let weak = Arc::downgrade(&client);
-        let timeout = client.config.connect_timeout;
-        let timer = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(client) = weak.upgrade() {
-                if client
-                    .sockets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_empty()
-                {
-                    tracing::debug!(sid = %client.session.sid(), "no namespace joined in time: closing");
-                    client.session.close();
-                }
-            }
-        });
-        *client
-            .connect_timer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(timer.abort_handle());
+        // No namespace joined in time: the session closes itself (no timer task per connection).
+        client
+            .session
+            .close_at(std::time::Instant::now() + client.config.connect_timeout);
         client
     }
 
@@ -226,14 +207,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((ns.name().into(), socket.clone()));
-        if let Some(timer) = self
-            .connect_timer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            timer.abort();
-        }
+        self.session.cancel_close_at();
         if let Some(r) = restored {
             for (payload, offset) in &r.missed {
                 let encoded = encode_event(ns.name(), None, payload, Some(offset));
@@ -282,14 +256,6 @@ impl Client {
     }
 
     pub(crate) fn on_close(&self, reason: engineio::CloseReason) {
-        if let Some(timer) = self
-            .connect_timer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            timer.abort();
-        }
         self.close_all(reason.into());
     }
 }
