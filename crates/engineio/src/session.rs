@@ -137,6 +137,8 @@ pub struct Session {
     pub(crate) pong: Notify,
     close_started: AtomicBool,
     engine: Weak<EngineInner>,
+    /// (volatile threshold, max buffered) copied from the config: read on every send.
+    limits: (usize, usize),
     user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
     pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
 }
@@ -173,6 +175,9 @@ impl Session {
             changed: Notify::new(),
             pong: Notify::new(),
             close_started: AtomicBool::new(false),
+            limits: engine.upgrade().map_or((usize::MAX, usize::MAX), |e| {
+                (e.config.volatile_threshold, e.config.max_buffered)
+            }),
             engine,
             user_data: OnceLock::new(),
             heartbeat: OnceLock::new(),
@@ -262,9 +267,7 @@ impl Session {
     }
 
     fn limits(&self) -> (usize, usize) {
-        self.engine.upgrade().map_or((usize::MAX, usize::MAX), |e| {
-            (e.config.volatile_threshold, e.config.max_buffered)
-        })
+        self.limits
     }
 
     /// Takes queued frames, at most `max_bytes` worth (at least one frame).

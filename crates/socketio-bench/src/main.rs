@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! sio-bench connect --addr 127.0.0.1:3000 [--pid P] [--n 10000] [--concurrency 100] [--hold-ms 2000]
-//! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw] [--warmup-ms 1000] [--duration-ms 5000]
+//! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw] [--rate R] [--warmup-ms 1000] [--duration-ms 5000]
 //! sio-bench fanout  --addr ... [--receivers 1000] [--messages 200] [--rate 100]
 //! sio-bench polling --addr ... [--clients 20] [--size 32] [--warmup-ms 1000] [--duration-ms 5000]
 //! sio-bench all [--out docs/benchmarks.md] [--quick] [--only <text in the scenario's arguments>]
@@ -99,6 +99,7 @@ fn main() {
                     Some("raw") => EchoMode::RawWebSocket,
                     Some(_) => usage(),
                 };
+                let rate = flags.get("rate").and_then(|r| r.parse().ok());
                 scenario::echo(
                     &target,
                     num("clients", 50) as usize,
@@ -106,6 +107,7 @@ fn main() {
                     mode,
                     ms("warmup-ms", 1000),
                     ms("duration-ms", 5000),
+                    rate,
                 )
                 .await
             }

@@ -113,6 +113,26 @@ pub fn runs(quick: bool) -> Vec<Run> {
             with_ceiling: true,
         },
         Run {
+            title:
+                "echo with ack at a fixed 20,000 requests/s: latency (50 clients, scheduled sends)",
+            args: a(&[
+                "echo",
+                "--clients",
+                "50",
+                "--size",
+                "32",
+                "--mode",
+                "ack",
+                "--rate",
+                "20000",
+                "--duration-ms",
+                dur,
+            ]),
+            headline: "latency.p99_us",
+            unit: "µs p99 latency at 20k req/s",
+            with_ceiling: false,
+        },
+        Run {
             title: "echo without ack: 50 clients in closed loop, 32-byte payload",
             args: a(&[
                 "echo",
@@ -403,7 +423,12 @@ fn write_report(
         } else {
             ""
         };
-        let slug = format!("{}{noack}", run.args[0]);
+        let paced = if run.args.iter().any(|a| a == "--rate") && run.args[0] == "echo" {
+            "-latency"
+        } else {
+            ""
+        };
+        let slug = format!("{}{noack}{paced}", run.args[0]);
         let svg_name = format!("bench-{slug}.svg");
         std::fs::write(
             out.with_file_name(&svg_name),

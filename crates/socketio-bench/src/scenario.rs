@@ -147,7 +147,10 @@ pub enum EchoMode {
     RawWebSocket,
 }
 
-/// `echo`: `clients` in closed loop for `duration` after `warmup`, payload of `size` bytes.
+/// `echo`: `clients` for `duration` after `warmup`, payload of `size` bytes; in closed loop, or
+/// at `rate` requests per second in total, each client on a fixed schedule. Latency counts from
+/// the actual send: the tool's timer has 1 ms granularity, and at the paced rate no server falls
+/// behind its schedule (check `requests_per_s` against the rate).
 pub async fn echo(
     target: &Target,
     clients: usize,
@@ -155,6 +158,7 @@ pub async fn echo(
     mode: EchoMode,
     warmup: Duration,
     duration: Duration,
+    rate: Option<f64>,
 ) -> Value {
     let payload = Arc::new(format!("\"{}\"", "x".repeat(size)));
     let start = Instant::now();
@@ -162,10 +166,13 @@ pub async fn echo(
     let stop = measure_from + duration;
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for index in 0..clients {
         let (addr, payload, errors) = (target.addr, payload.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            // Per-client schedule when paced, phases spread evenly over one interval.
+            let interval = rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
+            let mut next = interval.map(|i| start + i.mul_f64(index as f64 / clients as f64));
             let client = match mode {
                 EchoMode::RawWebSocket => RawClient::connect(addr, "/").await,
                 _ => RawClient::socketio_handshake(addr, "")
@@ -182,6 +189,10 @@ pub async fn echo(
                     EchoMode::Ack => format!("42{id}[\"echo\",{payload}]"),
                     _ => format!("42[\"echo\",{payload}]"),
                 };
+                if let (Some(due), Some(step)) = (next, interval) {
+                    tokio::time::sleep_until(due.into()).await;
+                    next = Some(due + step);
+                }
                 let t0 = Instant::now();
                 if client.send_text(message.as_bytes()).await.is_err() {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -226,6 +237,7 @@ pub async fn echo(
     json!({
         "scenario": "echo",
         "mode": format!("{mode:?}"),
+        "target_rate_per_s": rate,
         "clients": clients,
         "payload_bytes": size,
         "requests": requests,
