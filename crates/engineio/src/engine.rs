@@ -200,12 +200,23 @@ impl Engine {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let origin = req.headers().get(header::ORIGIN).cloned();
-        let mut res = self.route(req).await;
+        let inner = self.inner.clone();
+        let mut res = self
+            .route(req, move |req, target| {
+                transport_ws::accept(inner, req, target)
+            })
+            .await;
         self.inner.add_cors(origin.as_ref(), &mut res);
         Ok(res)
     }
 
-    async fn route<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    /// Answers one request; a WebSocket handshake that is to be accepted is handed to
+    /// `accept_ws` with its target (hyper's upgrade, or the listener's direct path).
+    async fn route<B>(
+        &self,
+        req: Request<B>,
+        accept_ws: impl FnOnce(Request<B>, transport_ws::Target) -> Response<ResponseBody>,
+    ) -> Response<ResponseBody>
     where
         B: Body + Send + 'static,
         B::Data: Send,
@@ -272,7 +283,7 @@ impl Engine {
                     } else {
                         transport_ws::Target::Refuse
                     };
-                    transport_ws::accept(inner.clone(), req, target)
+                    accept_ws(req, target)
                 }
                 (TransportKind::Polling, &Method::GET) => inner.poll(&session).await,
                 (TransportKind::Polling, &Method::POST) => inner.push(&session, req).await,
@@ -297,13 +308,96 @@ impl Engine {
                 let session = inner.open(info, TransportKind::Polling);
                 inner.poll(&session).await
             }
-            TransportKind::WebSocket => transport_ws::accept(
-                inner.clone(),
+            TransportKind::WebSocket => accept_ws(
                 Request::from_parts(parts, body),
                 transport_ws::Target::New(info),
             ),
         }
     }
+}
+
+impl Engine {
+    /// Serves a WebSocket handshake read by the standalone listener without hyper: the same
+    /// checks as [`Engine::handle`], then the `101` answer and the first frames in one write.
+    pub(crate) async fn serve_websocket_direct(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        req: Request<http_body_util::Empty<Bytes>>,
+        rest: Bytes,
+    ) {
+        let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+        let version_ok = req
+            .headers()
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let mut chosen = None;
+        let mut res = self
+            .route(req, |_, target| {
+                chosen = Some(target);
+                Response::new(Full::new(Bytes::new()))
+            })
+            .await;
+        match (chosen, key, version_ok) {
+            (Some(target), Some(key), true) => {
+                let accept = crate::ws_codec::accept_key(key.as_bytes());
+                let head = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+                );
+                transport_ws::run_direct(
+                    self.inner.clone(),
+                    stream,
+                    rest,
+                    target,
+                    Bytes::from(head),
+                )
+                .await;
+            }
+            (Some(_), _, _) => {
+                let _ =
+                    write_plain_response(&mut stream, &HttpError::BadRequest.response(None)).await;
+            }
+            (None, _, _) => {
+                self.inner.add_cors(origin.as_ref(), &mut res);
+                let _ = write_plain_response(&mut stream, &res).await;
+            }
+        }
+    }
+}
+
+/// Writes a small in-memory response as HTTP/1.1 and closes the connection.
+async fn write_plain_response(
+    stream: &mut tokio::net::TcpStream,
+    res: &Response<ResponseBody>,
+) -> std::io::Result<()> {
+    use http_body_util::BodyExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let body = res
+        .body()
+        .clone()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        res.status().as_u16(),
+        res.status().canonical_reason().unwrap_or("")
+    );
+    for (name, value) in res.headers() {
+        out.push_str(name.as_str());
+        out.push_str(": ");
+        out.push_str(value.to_str().unwrap_or(""));
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&body);
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
 }
 
 impl EngineInner {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
@@ -59,6 +59,177 @@ where
     }
 }
 
+/// Serves `engine` on `listener` until `shutdown` completes: WebSocket handshakes for the
+/// engine's path are answered directly (one write for the `101` answer and the open packet, no
+/// HTTP connection state kept), every other request is served by hyper with `service`.
+pub async fn serve_engine<S, B>(
+    listener: TcpListener,
+    engine: Engine,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (mut stream, addr) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (engine, service) = (engine.clone(), service.clone());
+        tokio::spawn(async move {
+            let Ok(head) = read_head(&mut stream).await else {
+                return;
+            };
+            match websocket_request(&engine, &head, addr) {
+                Some((req, consumed)) => {
+                    let rest = head.freeze().slice(consumed..);
+                    engine.serve_websocket_direct(stream, req, rest).await;
+                }
+                None => {
+                    serve_hyper(
+                        Prefixed {
+                            prefix: head.freeze(),
+                            io: stream,
+                        },
+                        addr,
+                        service,
+                    )
+                    .await
+                }
+            }
+        });
+    }
+}
+
+/// Reads until the end of the first request head (or 16 KiB, or the end of the stream).
+async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<BytesMut> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Ok(buf);
+        }
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() >= 16 * 1024 {
+            return Ok(buf);
+        }
+    }
+}
+
+/// The request, when the head is a WebSocket handshake for the engine's path.
+fn websocket_request(
+    engine: &Engine,
+    head: &[u8],
+    addr: std::net::SocketAddr,
+) -> Option<(Request<http_body_util::Empty<Bytes>>, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let consumed = match parsed.parse(head) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let path = parsed.path?;
+    if parsed.method != Some("GET") || !engine.matches(path.split('?').next().unwrap_or("")) {
+        return None;
+    }
+    let mut builder = Request::builder().method(http::Method::GET).uri(path);
+    for h in parsed.headers.iter() {
+        builder = builder.header(h.name, h.value);
+    }
+    let req = builder
+        .extension(RemoteAddr(addr))
+        .body(http_body_util::Empty::new())
+        .ok()?;
+    crate::transport_ws::is_upgrade_request(&req).then_some((req, consumed))
+}
+
+async fn serve_hyper<IO, S, B>(io: IO, addr: std::net::SocketAddr, service: S)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(RemoteAddr(addr));
+        let mut service = service.clone();
+        service.call(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(err) = conn.await {
+        tracing::trace!(%err, "http connection ended with an error");
+    }
+}
+
+/// A stream that first yields bytes already read from it.
+struct Prefixed<IO> {
+    prefix: Bytes,
+    io: IO,
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
 /// Serves `service` on `listener` until the process ends. Each request carries a [`RemoteAddr`].
 pub async fn serve<S, B>(listener: TcpListener, service: S) -> std::io::Result<()>
 where
@@ -104,19 +275,6 @@ where
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(RemoteAddr(addr));
-                let mut service = service.clone();
-                service.call(req)
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            if let Err(err) = conn.await {
-                tracing::trace!(%err, "http connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_hyper(stream, addr, service.clone()));
     }
 }

@@ -98,6 +98,8 @@ struct Conn<IO> {
     io: IO,
     buf: BytesMut,
     decoder: Decoder,
+    /// Bytes to send before the first queued frame (the direct path's `101` answer).
+    preamble: Option<Bytes>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
@@ -167,11 +169,33 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     }
 }
 
+/// The listener's direct path: the `101` answer goes out with the first frames (the open
+/// packet for a new session) in one write.
+pub(crate) async fn run_direct(
+    engine: Arc<EngineInner>,
+    io: TcpStream,
+    leftover: Bytes,
+    target: Target,
+    head: Bytes,
+) {
+    run_with(engine, io, leftover, target, Some(head)).await;
+}
+
 async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     engine: Arc<EngineInner>,
     io: IO,
     leftover: Bytes,
     target: Target,
+) {
+    run_with(engine, io, leftover, target, None).await;
+}
+
+async fn run_with<IO: AsyncRead + AsyncWrite + Unpin>(
+    engine: Arc<EngineInner>,
+    io: IO,
+    leftover: Bytes,
+    target: Target,
+    preamble: Option<Bytes>,
 ) {
     // Copy what hyper read past the request, then let go of hyper's whole read buffer, which
     // `leftover` points into (kept as a parameter it would live as long as the connection).
@@ -185,7 +209,16 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
         io,
         buf,
         decoder: Decoder::new(engine.config.max_payload),
+        preamble,
     };
+    if !matches!(target, Target::New(_)) {
+        // Probe and refusal write frames of their own: the answer goes first, alone.
+        if let Some(head) = conn.preamble.take() {
+            if conn.io.write_all(&head).await.is_err() {
+                return;
+            }
+        }
+    }
     let session = match target {
         Target::Refuse => {
             let mut out = BytesMut::new();
@@ -404,6 +437,10 @@ fn flush_now<IO: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<IO>, session: &
     WRITE_SCRATCH.with(|scratch| {
         let mut out = scratch.borrow_mut();
         out.clear();
+        // The direct path's `101` answer leaves with the first frames, or alone.
+        if let Some(head) = conn.preamble.take() {
+            out.extend_from_slice(&head);
+        }
         {
             let mut state = session.lock();
             if let Some(reason) = state.closed {

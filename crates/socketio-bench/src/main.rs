@@ -6,7 +6,7 @@
 //! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw] [--rate R] [--warmup-ms 1000] [--duration-ms 5000]
 //! sio-bench fanout  --addr ... [--receivers 1000] [--messages 200] [--rate 100]
 //! sio-bench polling --addr ... [--clients 20] [--size 32] [--warmup-ms 1000] [--duration-ms 5000]
-//! sio-bench all [--out docs/benchmarks.md] [--quick] [--only <text in the scenario's arguments>]
+//! sio-bench all [--out docs/benchmarks.md] [--quick] [--repeat N] [--only <text in the scenario's arguments>]
 //! ```
 
 use std::collections::HashMap;
@@ -56,6 +56,7 @@ fn main() {
             &out,
             flags.contains_key("quick"),
             flags.get("only").map(String::as_str),
+            num("repeat", 1) as usize,
         ) {
             eprintln!("benchmark failed: {err}");
             std::process::exit(1);

@@ -239,6 +239,7 @@ pub fn run_all(
     out: &Path,
     quick: bool,
     only: Option<&str>,
+    repeat: usize,
 ) -> std::io::Result<Vec<(String, String, Value)>> {
     let mut results = Vec::new();
     let mut port = 4100u16;
@@ -246,36 +247,57 @@ pub fn run_all(
         if only.is_some_and(|o| !run.args.join(" ").contains(o)) {
             continue;
         }
-        for peer in peers(root) {
-            if peer.ceiling && !run.with_ceiling {
-                continue;
-            }
-            let mut args = run.args.clone();
-            if peer.ceiling {
-                if let Some(i) = args.iter().position(|a| a == "ack") {
-                    args[i] = "raw".into();
+        // Peers interleaved within each repetition, so that drift of the machine hits all alike;
+        // per peer the repetition with the median headline figure is kept.
+        let mut per_peer: Vec<(String, Vec<Value>)> = Vec::new();
+        for _ in 0..repeat.max(1) {
+            for peer in peers(root) {
+                if peer.ceiling && !run.with_ceiling {
+                    continue;
                 }
-            }
-            port += 1;
-            eprintln!("== {} / {}", run.title, peer.name);
-            let mut child = start(&peer, port)?;
-            let result = generate(&args, port, child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            match result {
-                Ok(value) => {
-                    eprintln!("{value}");
-                    results.push((run.title.to_owned(), peer.name.to_owned(), value));
+                let mut args = run.args.clone();
+                if peer.ceiling {
+                    if let Some(i) = args.iter().position(|a| a == "ack") {
+                        args[i] = "raw".into();
+                    }
                 }
-                Err(err) => eprintln!("{}: {err}", peer.name),
+                port += 1;
+                eprintln!("== {} / {}", run.title, peer.name);
+                let mut child = start(&peer, port)?;
+                let result = generate(&args, port, child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                match result {
+                    Ok(value)
+                        if value.get("error").is_some() || get(&value, run.headline).is_none() =>
+                    {
+                        eprintln!("{}: failed run: {value}", peer.name);
+                    }
+                    Ok(value) => {
+                        eprintln!("{value}");
+                        match per_peer.iter_mut().find(|(name, _)| name == peer.name) {
+                            Some((_, values)) => values.push(value),
+                            None => per_peer.push((peer.name.to_owned(), vec![value])),
+                        }
+                    }
+                    Err(err) => eprintln!("{}: {err}", peer.name),
+                }
+                std::thread::sleep(Duration::from_millis(500));
             }
-            std::thread::sleep(Duration::from_millis(500));
+        }
+        for (peer, mut values) in per_peer {
+            values.sort_by(|a, b| {
+                let (x, y) = (get(a, run.headline), get(b, run.headline));
+                x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let median = values.swap_remove(values.len() / 2);
+            results.push((run.title.to_owned(), peer, median));
         }
     }
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    write_report(root, out, quick, &results)?;
+    write_report(root, out, quick, repeat, &results)?;
     Ok(results)
 }
 
@@ -306,6 +328,7 @@ fn write_report(
     root: &Path,
     out: &Path,
     quick: bool,
+    repeat: usize,
     results: &[(String, String, Value)],
 ) -> std::io::Result<()> {
     let node_version = Command::new("node")
@@ -323,17 +346,20 @@ fn write_report(
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "Produced by `cargo run --release -p socketio-bench --bin sio-bench -- all` ({}). \
-         Each server runs alone, started fresh and pinned to core 0 (`taskset -c 0`); the load \
-         generator runs pinned to core 1 and reads the server's CPU time and RSS from `/proc`. \
-         Ratios compare each peer with socketio-rs in the same run (below 1.00 means the peer \
-         is cheaper). Absolute numbers on a 2-core machine are noisy; the ratios are the result.\n",
+        "Produced by `cargo run --release -p socketio-bench --bin sio-bench -- all --repeat {repeat}` \
+         ({}). Each server runs alone, started fresh and pinned to core 0 (`taskset -c 0`); the \
+         load generator runs pinned to core 1 and reads the server's CPU time and RSS from \
+         `/proc`. Every scenario ran {repeat} time(s) per peer, peers interleaved, and each row is \
+         the repetition with the median headline figure. Ratios compare each peer with \
+         socketio-rs in the same run (below 1.00 means the peer is cheaper). Absolute numbers on \
+         a 2-core machine are noisy; the ratios are the result.\n",
         if quick {
             "quick mode: smaller runs"
         } else {
             "full mode"
         }
     );
+
     let _ = writeln!(
         md,
         "Machine: {}. Peers: socketio-rs {}, socketioxide {} (axum, TCP_NODELAY), Node.js {} with socket.io {}, \
@@ -436,6 +462,11 @@ fn write_report(
         )?;
         let _ = writeln!(md, "\n![{}]({svg_name})\n", run.unit);
     }
+    let _ = writeln!(
+        md,
+        "Where the time and the memory go (profiles, syscall counts, what is left): \
+         [performance.md](performance.md).\n"
+    );
     std::fs::write(out, md)
 }
 

@@ -354,7 +354,8 @@ pub async fn fanout(target: &Target, receivers: usize, messages: usize, rate: f6
         "duplicates": duplicates.load(Ordering::Relaxed),
         "deliveries_per_s": delivered as f64 / wall,
         "latency": summary(latencies),
-        "server_cpu_us_per_delivery": server_cpu * 1e6 / delivered.max(1) as f64,
+        "server_cpu_us_per_delivery": if delivered > 0 { json!(server_cpu * 1e6 / delivered as f64) } else { Value::Null },
+        "connect_failures": receivers - joined,
         "server_cpu_pct": 100.0 * server_cpu / wall,
         "tool_cpu_pct": 100.0 * tool_cpu / wall,
     })

@@ -72,5 +72,13 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("conformance server on http://{addr} (/engine.io/ and /socket.io/)");
-    engineio::serve(listener, service).await
+    // Socket.IO WebSocket handshakes take the listener's direct path; everything else (the
+    // Engine.IO echo, polling) goes through hyper and the layer.
+    engineio::serve_engine(
+        listener,
+        io.engine().clone(),
+        service,
+        std::future::pending(),
+    )
+    .await
 }

@@ -414,9 +414,20 @@ impl SocketIo {
         }
     }
 
-    /// Serves only Socket.IO on `listener` until the process ends.
+    /// Serves only Socket.IO on `listener` until the process ends. WebSocket handshakes are
+    /// answered without going through hyper (one write for the `101` and the open packet).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        engineio::serve(listener, self.service()).await
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
+    }
+
+    /// Like [`SocketIo::serve`], but stops accepting connections when `shutdown` completes.
+    pub async fn serve_with_shutdown(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        engineio::serve_engine(listener, self.engine.clone(), self.service(), shutdown).await
     }
 }
 
