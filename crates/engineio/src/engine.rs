@@ -332,26 +332,28 @@ impl Engine {
             .is_some_and(|v| v == "13");
         let origin = req.headers().get(header::ORIGIN).cloned();
         let mut chosen = None;
-        let mut res = self
-            .route(req, |_, target| {
-                chosen = Some(target);
-                Response::new(Full::new(Bytes::new()))
-            })
-            .await;
+        // Boxed: the routing state is done with before the connection starts, and must not
+        // stay part of the connection task's size.
+        let mut res = Box::pin(self.route(req, |_, target| {
+            chosen = Some(target);
+            Response::new(Full::new(Bytes::new()))
+        }))
+        .await;
         match (chosen, key, version_ok) {
             (Some(target), Some(key), true) => {
                 let accept = crate::ws_codec::accept_key(key.as_bytes());
                 let head = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
                 );
-                transport_ws::run_direct(
+                // A task of its own: this one's state (request, routing) must not live as long
+                // as the connection.
+                tokio::spawn(transport_ws::run_direct(
                     self.inner.clone(),
                     stream,
                     rest,
                     target,
                     Bytes::from(head),
-                )
-                .await;
+                ));
             }
             (Some(_), _, _) => {
                 let _ =
