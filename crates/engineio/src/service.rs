@@ -77,20 +77,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    tokio::pin!(shutdown);
-    loop {
-        let (mut stream, addr) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    accept_loop(listener, shutdown, |mut stream, addr| {
         let (engine, service) = (engine.clone(), service.clone());
         tokio::spawn(async move {
             let Ok(head) = read_head(&mut stream).await else {
@@ -101,19 +88,47 @@ where
                     let rest = head.freeze().slice(consumed..);
                     engine.serve_websocket_direct(stream, req, rest).await;
                 }
+                // Boxed: a task that became a WebSocket connection must not carry the size of
+                // hyper's connection state machine for its whole life.
                 None => {
-                    serve_hyper(
+                    Box::pin(serve_hyper(
                         Prefixed {
                             prefix: head.freeze(),
                             io: stream,
                         },
                         addr,
                         service,
-                    )
+                    ))
                     .await
                 }
             }
         });
+    })
+    .await
+}
+
+/// Accepts connections (TCP_NODELAY set) and hands each to `each`, until `shutdown` completes.
+async fn accept_loop(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut each: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr),
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        each(stream, addr);
     }
 }
 
@@ -260,21 +275,8 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    accept_loop(listener, shutdown, |stream, addr| {
         tokio::spawn(serve_hyper(stream, addr, service.clone()));
-    }
+    })
+    .await
 }

@@ -224,6 +224,27 @@ pub async fn echo(
             latencies
         }));
     }
+    let mut result = measure_requests(target, measure_from, tasks).await;
+    merge(
+        &mut result,
+        json!({
+            "scenario": "echo",
+            "mode": format!("{mode:?}"),
+            "target_rate_per_s": rate,
+            "clients": clients,
+            "payload_bytes": size,
+            "errors": errors.load(Ordering::Relaxed),
+        }),
+    );
+    result
+}
+
+/// Waits for the closed-loop client tasks and sums up their requests over the measured window.
+async fn measure_requests(
+    target: &Target,
+    measure_from: Instant,
+    tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>,
+) -> Value {
     tokio::time::sleep_until(measure_from.into()).await;
     let meter = Meter::start(target);
     let mut all = Vec::new();
@@ -235,19 +256,19 @@ pub async fn echo(
     let (server_cpu, tool_cpu, wall) = meter.stop(target);
     let requests = all.len();
     json!({
-        "scenario": "echo",
-        "mode": format!("{mode:?}"),
-        "target_rate_per_s": rate,
-        "clients": clients,
-        "payload_bytes": size,
         "requests": requests,
-        "errors": errors.load(Ordering::Relaxed),
         "requests_per_s": requests as f64 / wall,
         "latency": summary(all),
         "server_cpu_us_per_request": server_cpu * 1e6 / requests.max(1) as f64,
         "server_cpu_pct": 100.0 * server_cpu / wall,
         "tool_cpu_pct": 100.0 * tool_cpu / wall,
     })
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        into.extend(from);
+    }
 }
 
 /// `fanout`: `receivers` in one room, one publisher broadcasting `messages` at `rate` per second.
@@ -449,26 +470,15 @@ pub async fn polling(
             })
         })
         .collect();
-    tokio::time::sleep_until(measure_from.into()).await;
-    let meter = Meter::start(target);
-    let mut all = Vec::new();
-    for task in tasks {
-        if let Ok(latencies) = task.await {
-            all.extend(latencies);
-        }
-    }
-    let (server_cpu, tool_cpu, wall) = meter.stop(target);
-    let requests = all.len();
-    json!({
-        "scenario": "polling",
-        "clients": clients,
-        "payload_bytes": size,
-        "requests": requests,
-        "errors": errors.load(Ordering::Relaxed),
-        "requests_per_s": requests as f64 / wall,
-        "latency": summary(all),
-        "server_cpu_us_per_request": server_cpu * 1e6 / requests.max(1) as f64,
-        "server_cpu_pct": 100.0 * server_cpu / wall,
-        "tool_cpu_pct": 100.0 * tool_cpu / wall,
-    })
+    let mut result = measure_requests(target, measure_from, tasks).await;
+    merge(
+        &mut result,
+        json!({
+            "scenario": "polling",
+            "clients": clients,
+            "payload_bytes": size,
+            "errors": errors.load(Ordering::Relaxed),
+        }),
+    );
+    result
 }
