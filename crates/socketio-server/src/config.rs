@@ -1,0 +1,451 @@
+//! Server settings from a TOML file, environment variables and command-line flags. Each setting
+//! has one dotted name (`server.listen`); flags override the environment, which overrides the
+//! file. A bad setting is one error that names it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why the configuration could not be used. Each message names the setting.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The path given.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A setting has a value that does not parse or is out of range.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        /// The dotted setting name.
+        setting: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// A flag, variable or file key that is no setting.
+    #[error("unknown option {0}")]
+    Unknown(String),
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which adapter spreads broadcasts (only the in-memory one exists yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AdapterKind {
+    /// One process, in memory.
+    Memory,
+}
+
+/// Every setting, with its default.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Config {
+    /// `server.listen`: address and port to listen on.
+    pub(crate) listen: SocketAddr,
+    /// `server.path`: Socket.IO path.
+    pub(crate) path: String,
+    /// `server.cors_origins`: allowed browser origins (comma-separated in env/flags).
+    pub(crate) cors_origins: Vec<String>,
+    /// `engine.ping_interval_ms`.
+    pub(crate) ping_interval: Duration,
+    /// `engine.ping_timeout_ms`.
+    pub(crate) ping_timeout: Duration,
+    /// `engine.max_payload`: largest message in bytes.
+    pub(crate) max_payload: usize,
+    /// `engine.transports`: `polling`, `websocket` or both (comma-separated).
+    pub(crate) polling: bool,
+    /// See `polling`.
+    pub(crate) websocket: bool,
+    /// `log.format`.
+    pub(crate) log_format: LogFormat,
+    /// `log.level`: a tracing filter (`info`, `socketio=debug,info`).
+    pub(crate) log_level: String,
+    /// `adapter.kind`.
+    pub(crate) adapter: AdapterKind,
+    /// `recovery.enabled`: connection state recovery.
+    pub(crate) recovery: bool,
+    /// `recovery.max_disconnection_ms`.
+    pub(crate) recovery_duration: Duration,
+    /// `shutdown.drain_ms`: how long connected clients keep being served after a stop signal.
+    pub(crate) drain: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            path: "/socket.io/".into(),
+            cors_origins: Vec::new(),
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            max_payload: 1_000_000,
+            polling: true,
+            websocket: true,
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+            adapter: AdapterKind::Memory,
+            recovery: false,
+            recovery_duration: Duration::from_millis(120_000),
+            drain: Duration::from_millis(5_000),
+        }
+    }
+}
+
+/// (dotted name, environment variable, command-line flag)
+const SETTINGS: &[(&str, &str, &str)] = &[
+    ("server.listen", "SOCKETIO_LISTEN", "--listen"),
+    ("server.path", "SOCKETIO_PATH", "--path"),
+    (
+        "server.cors_origins",
+        "SOCKETIO_CORS_ORIGINS",
+        "--cors-origins",
+    ),
+    (
+        "engine.ping_interval_ms",
+        "SOCKETIO_PING_INTERVAL_MS",
+        "--ping-interval-ms",
+    ),
+    (
+        "engine.ping_timeout_ms",
+        "SOCKETIO_PING_TIMEOUT_MS",
+        "--ping-timeout-ms",
+    ),
+    (
+        "engine.max_payload",
+        "SOCKETIO_MAX_PAYLOAD",
+        "--max-payload",
+    ),
+    ("engine.transports", "SOCKETIO_TRANSPORTS", "--transports"),
+    ("log.format", "SOCKETIO_LOG_FORMAT", "--log-format"),
+    ("log.level", "SOCKETIO_LOG_LEVEL", "--log-level"),
+    ("adapter.kind", "SOCKETIO_ADAPTER", "--adapter"),
+    ("recovery.enabled", "SOCKETIO_RECOVERY", "--recovery"),
+    (
+        "recovery.max_disconnection_ms",
+        "SOCKETIO_RECOVERY_MAX_DISCONNECTION_MS",
+        "--recovery-max-disconnection-ms",
+    ),
+    ("shutdown.drain_ms", "SOCKETIO_DRAIN_MS", "--drain-ms"),
+];
+
+fn millis(setting: &str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            invalid(
+                setting,
+                format!("'{value}' is not a number of milliseconds"),
+            )
+        })
+}
+
+fn boolean(setting: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(setting, format!("'{value}' is not true or false"))),
+    }
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Sets one setting from its text form.
+    pub(crate) fn set(&mut self, setting: &str, value: &str) -> Result<(), ConfigError> {
+        match setting {
+            "server.listen" => {
+                self.listen = value.parse().map_err(|_| {
+                    invalid(
+                        setting,
+                        format!("'{value}' is not an address:port (e.g. 127.0.0.1:3000)"),
+                    )
+                })?
+            }
+            "server.path" => {
+                if !value.starts_with('/') {
+                    return Err(invalid(setting, format!("'{value}' must start with /")));
+                }
+                self.path = value.to_owned();
+            }
+            "server.cors_origins" => self.cors_origins = list(value),
+            "engine.ping_interval_ms" => self.ping_interval = millis(setting, value)?,
+            "engine.ping_timeout_ms" => self.ping_timeout = millis(setting, value)?,
+            "engine.max_payload" => {
+                self.max_payload = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    invalid(
+                        setting,
+                        format!("'{value}' is not a positive number of bytes"),
+                    )
+                })?
+            }
+            "engine.transports" => {
+                let names = list(value);
+                if names.is_empty() || names.iter().any(|n| n != "polling" && n != "websocket") {
+                    return Err(invalid(
+                        setting,
+                        format!("'{value}' must name polling and/or websocket"),
+                    ));
+                }
+                self.polling = names.iter().any(|n| n == "polling");
+                self.websocket = names.iter().any(|n| n == "websocket");
+            }
+            "log.format" => {
+                self.log_format = match value {
+                    "human" => LogFormat::Human,
+                    "json" => LogFormat::Json,
+                    _ => return Err(invalid(setting, format!("'{value}' is not human or json"))),
+                }
+            }
+            "log.level" => self.log_level = value.to_owned(),
+            "adapter.kind" => {
+                self.adapter = match value {
+                    "memory" => AdapterKind::Memory,
+                    _ => {
+                        return Err(invalid(
+                            setting,
+                            format!("'{value}' is not an available adapter (memory)"),
+                        ))
+                    }
+                }
+            }
+            "recovery.enabled" => self.recovery = boolean(setting, value)?,
+            "recovery.max_disconnection_ms" => self.recovery_duration = millis(setting, value)?,
+            "shutdown.drain_ms" => self.drain = millis(setting, value)?,
+            other => return Err(ConfigError::Unknown(other.to_owned())),
+        }
+        Ok(())
+    }
+
+    /// Applies a TOML document: sections and keys are the dotted names.
+    pub(crate) fn apply_toml(&mut self, text: &str, path: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: path.to_owned(),
+                reason: e.message().to_owned(),
+            })?;
+        for (section, body) in table {
+            let Some(body) = body.as_table() else {
+                return Err(ConfigError::Unknown(section));
+            };
+            for (key, value) in body {
+                let name = format!("{section}.{key}");
+                let text = match value {
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(scalar)
+                        .collect::<Option<Vec<_>>>()
+                        .map(|v| v.join(",")),
+                    other => scalar(other),
+                }
+                .ok_or_else(|| invalid(&name, format!("unsupported {} value", value.type_str())))?;
+                self.set(&name, &text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole configuration: defaults, then the file (`--config` or `SOCKETIO_CONFIG`), then
+    /// environment variables, then flags.
+    pub(crate) fn load(
+        args: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let flag_value = |i: usize| {
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| invalid(&args[i], "needs a value"))
+        };
+        let mut file: Option<PathBuf> = env("SOCKETIO_CONFIG").map(PathBuf::from);
+        let mut flags = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let arg = &args[i];
+            let (name, value) = match arg.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let value = match value {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    flag_value(i - 1)?
+                }
+            };
+            if name == "--config" {
+                file = Some(PathBuf::from(value));
+            } else {
+                let setting = SETTINGS
+                    .iter()
+                    .find(|(_, _, flag)| *flag == name)
+                    .map(|(setting, _, _)| *setting)
+                    .ok_or_else(|| ConfigError::Unknown(name.clone()))?;
+                flags.push((setting, value));
+            }
+            i += 1;
+        }
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            config.apply_toml(&text, &shown)?;
+        }
+        for (setting, var, _) in SETTINGS {
+            if let Some(value) = env(var) {
+                config.set(setting, &value)?;
+            }
+        }
+        for (setting, value) in flags {
+            config.set(setting, &value)?;
+        }
+        if config.ping_timeout.is_zero() || config.ping_interval.is_zero() {
+            return Err(invalid(
+                "engine.ping_interval_ms",
+                "ping interval and timeout must be above 0",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::load(&args, &move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_3000() {
+        let config = load(&[], &[]).expect("defaults");
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 3000)));
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn flags_override_environment_override_file() {
+        let dir = std::env::temp_dir().join(format!("sio-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("server.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:4001\"\npath = \"/rt/\"\ncors_origins = [\"https://a.example\"]\n\
+             [engine]\nping_interval_ms = 1000\ntransports = [\"websocket\"]\n[recovery]\nenabled = true\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let config = load(
+            &["--config", &path, "--listen", "127.0.0.1:4003"],
+            &[
+                ("SOCKETIO_LISTEN", "127.0.0.1:4002"),
+                ("SOCKETIO_PATH", "/env/"),
+            ],
+        )
+        .expect("config");
+        assert_eq!(config.listen.port(), 4003);
+        assert_eq!(config.path, "/env/");
+        assert_eq!(config.cors_origins, vec!["https://a.example".to_owned()]);
+        assert_eq!(config.ping_interval, Duration::from_millis(1000));
+        assert!(config.websocket && !config.polling);
+        assert!(config.recovery);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                vec!["--listen", "localhost:99999"],
+                vec![],
+                "server.listen: 'localhost:99999' is not an address:port",
+            ),
+            (vec!["--listen=127.0.0.1:70000"], vec![], "server.listen:"),
+            (vec!["--colour", "blue"], vec![], "unknown option --colour"),
+            (
+                vec![],
+                vec![("SOCKETIO_PING_TIMEOUT_MS", "soon")],
+                "engine.ping_timeout_ms: 'soon'",
+            ),
+            (
+                vec!["--transports", "carrier-pigeon"],
+                vec![],
+                "engine.transports:",
+            ),
+            (
+                vec!["--log-format", "xml"],
+                vec![],
+                "log.format: 'xml' is not human or json",
+            ),
+            (
+                vec!["--adapter", "redis"],
+                vec![],
+                "adapter.kind: 'redis' is not an available adapter",
+            ),
+            (
+                vec!["--config", "/nonexistent/socketio.toml"],
+                vec![],
+                "config file /nonexistent/socketio.toml:",
+            ),
+            (vec!["--listen"], vec![], "--listen: needs a value"),
+        ];
+        for (args, env, expected) in cases {
+            let err = load(&args, &env).expect_err(expected).to_string();
+            assert!(err.starts_with(expected), "{err} (expected {expected})");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let mut config = Config::default();
+        assert_eq!(
+            config.apply_toml("[server]\nlisten_port = 3\n", "f.toml"),
+            Err(ConfigError::Unknown("server.listen_port".into()))
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! `socketio-server`: a Socket.IO server that runs with one command.
+//!
+//! Settings come from a TOML file (`--config`), `SOCKETIO_*` environment variables and flags
+//! (see `config.rs` and `socketio-server.example.toml`). On SIGTERM or SIGINT it stops accepting
+//! connections, reports not ready, keeps serving connected clients for the drain period, then
+//! disconnects them with the reason "server shutting down" and exits 0.
+
+mod config;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use config::{Config, LogFormat};
+use socketio::{Cors, RecoveryConfig, SocketIo};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", include_str!("../socketio-server.example.toml"));
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&args, &|key| std::env::var(key).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("socketio-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(err) = init_logging(&config) {
+        eprintln!("socketio-server: {err}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("socketio-server: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("socketio-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).map_err(|e| {
+        format!(
+            "log.level: '{}' is not a valid filter ({e})",
+            config.log_level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+    result.map_err(|e| format!("log: {e}"))
+}
+
+fn build_io(config: &Config) -> SocketIo {
+    let mut builder = SocketIo::builder()
+        .path(config.path.clone())
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        .max_payload(config.max_payload)
+        .transports(config.polling, config.websocket);
+    if !config.cors_origins.is_empty() {
+        builder = builder.cors(Cors {
+            origins: config.cors_origins.clone(),
+            credentials: true,
+        });
+    }
+    if config.recovery {
+        builder = builder.connection_state_recovery(RecoveryConfig {
+            max_disconnection_duration: config.recovery_duration,
+            skip_middlewares: true,
+        });
+    }
+    builder.build()
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let io = build_io(&config);
+    let ready = Arc::new(AtomicBool::new(true));
+    let readiness = ready.clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.load(Ordering::Acquire);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+                    }
+                }
+            }),
+        )
+        .layer(io.layer());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("server.listen: cannot listen on {}: {e}", config.listen))?;
+    let base = format!("http://{}", config.listen);
+    tracing::info!(
+        "listening on {base}: Socket.IO at {}, health at {base}/healthz, readiness at {base}/readyz",
+        config.path
+    );
+    let stopping = ready.clone();
+    engineio::serve_engine(listener, io.engine().clone(), app, async move {
+        shutdown_signal().await;
+        stopping.store(false, Ordering::Release);
+    })
+    .await
+    .map_err(|e| format!("server: {e}"))?;
+
+    // Stopped accepting. Connected clients are served for the drain period (or until they leave).
+    tracing::info!(
+        drain_ms = config.drain.as_millis() as u64,
+        connections = io.connection_count(),
+        "stop signal: draining"
+    );
+    let deadline = Instant::now() + config.drain;
+    while io.connection_count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    io.close();
+    // Let the close frames and packets leave.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

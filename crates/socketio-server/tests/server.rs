@@ -1,0 +1,135 @@
+//! The binary as an operator meets it: start, health and readiness, a client served through a
+//! graceful shutdown, exit code 0; and a bad setting refused with one clear line.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use socketio_bench::raw::RawClient;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    Some((
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_then_shuts_down_gracefully() {
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let drain = Duration::from_millis(600);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_socketio-server"))
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--drain-ms",
+            "600",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(addr, "/healthz").is_none() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(addr, "/healthz"), Some((200, "ok".into())));
+    assert_eq!(get(addr, "/readyz"), Some((200, "ready".into())));
+
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("socket.io client");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let signalled = Instant::now();
+
+    // New connections are refused at once...
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
+    // ...the connected client is served through the drain period, then closed.
+    client
+        .expect_closed(drain + Duration::from_secs(3))
+        .await
+        .expect("closed after the drain");
+    assert!(
+        signalled.elapsed() >= drain,
+        "closed before the drain period ended"
+    );
+
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let mut logs = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = err.read_to_string(&mut logs);
+                }
+                return (status, logs);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("join");
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    // Structured logs: one JSON object per line, with the start-up line naming the endpoints.
+    let first: serde_json::Value =
+        serde_json::from_str(status.1.lines().next().unwrap_or("")).expect("json log line");
+    let message = first["fields"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("/healthz") && message.contains("/readyz"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_settings_fail_with_one_line() {
+    for (args, expected) in [
+        (
+            vec!["--listen", "127.0.0.1:99999"],
+            "socketio-server: server.listen: '127.0.0.1:99999' is not an address:port",
+        ),
+        (
+            vec!["--frobnicate", "1"],
+            "socketio-server: unknown option --frobnicate",
+        ),
+        (
+            vec!["--config", "/nonexistent.toml"],
+            "socketio-server: config file /nonexistent.toml:",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_socketio-server"))
+            .args(&args)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with(expected), "{stderr}");
+    }
+}
