@@ -88,6 +88,18 @@ pub(crate) struct Config {
     pub(crate) recovery_duration: Duration,
     /// `shutdown.drain_ms`: how long connected clients keep being served after a stop signal.
     pub(crate) drain: Duration,
+    /// `auth.algorithm`: HS256, RS256 or ES256.
+    pub(crate) auth_algorithm: String,
+    /// `auth.secret`: the HS256 secret.
+    pub(crate) auth_secret: Option<String>,
+    /// `auth.public_key_file`: PEM public key for RS256/ES256.
+    pub(crate) auth_public_key_file: Option<PathBuf>,
+    /// `auth.issuer`: required `iss`, when set.
+    pub(crate) auth_issuer: Option<String>,
+    /// `auth.audience`: required `aud`, when set.
+    pub(crate) auth_audience: Option<String>,
+    /// `auth.dev`: without a secret, use a random one and issue development tokens.
+    pub(crate) auth_dev: bool,
 }
 
 impl Default for Config {
@@ -107,6 +119,12 @@ impl Default for Config {
             recovery: false,
             recovery_duration: Duration::from_millis(120_000),
             drain: Duration::from_millis(5_000),
+            auth_algorithm: "HS256".into(),
+            auth_secret: None,
+            auth_public_key_file: None,
+            auth_issuer: None,
+            auth_audience: None,
+            auth_dev: true,
         }
     }
 }
@@ -146,6 +164,20 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "--recovery-max-disconnection-ms",
     ),
     ("shutdown.drain_ms", "SOCKETIO_DRAIN_MS", "--drain-ms"),
+    (
+        "auth.algorithm",
+        "SOCKETIO_AUTH_ALGORITHM",
+        "--auth-algorithm",
+    ),
+    ("auth.secret", "SOCKETIO_AUTH_SECRET", "--auth-secret"),
+    (
+        "auth.public_key_file",
+        "SOCKETIO_AUTH_PUBLIC_KEY_FILE",
+        "--auth-public-key-file",
+    ),
+    ("auth.issuer", "SOCKETIO_AUTH_ISSUER", "--auth-issuer"),
+    ("auth.audience", "SOCKETIO_AUTH_AUDIENCE", "--auth-audience"),
+    ("auth.dev", "SOCKETIO_AUTH_DEV", "--auth-dev"),
 ];
 
 fn millis(setting: &str, value: &str) -> Result<Duration, ConfigError> {
@@ -248,6 +280,14 @@ impl Config {
             "recovery.enabled" => self.recovery = boolean(setting, value)?,
             "recovery.max_disconnection_ms" => self.recovery_duration = millis(setting, value)?,
             "shutdown.drain_ms" => self.drain = millis(setting, value)?,
+            "auth.algorithm" => self.auth_algorithm = value.to_owned(),
+            "auth.secret" => self.auth_secret = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "auth.public_key_file" => self.auth_public_key_file = Some(PathBuf::from(value)),
+            "auth.issuer" => self.auth_issuer = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "auth.audience" => {
+                self.auth_audience = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
+            "auth.dev" => self.auth_dev = boolean(setting, value)?,
             other => return Err(ConfigError::Unknown(other.to_owned())),
         }
         Ok(())

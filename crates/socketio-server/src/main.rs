@@ -5,6 +5,7 @@
 //! connections, reports not ready, keeps serving connected clients for the drain period, then
 //! disconnects them with the reason "server shutting down" and exits 0.
 
+mod auth;
 mod config;
 
 use std::process::ExitCode;
@@ -12,11 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auth::{Auth, User};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use config::{Config, LogFormat};
-use socketio::{Cors, RecoveryConfig, SocketIo};
+use socketio::{AckSender, ConnectRequest, Cors, RecoveryConfig, Socket, SocketIo};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -93,11 +96,54 @@ fn build_io(config: &Config) -> SocketIo {
     builder.build()
 }
 
+/// The `/chat` namespace: every connection must carry a valid token; the user rides on the socket.
+fn chat(io: &SocketIo, auth: Arc<Auth>) {
+    io.of("/chat")
+        .use_middleware(move |req: ConnectRequest| {
+            let verdict = auth.verify(req.auth_value());
+            async move {
+                let user = verdict?;
+                req.insert(user);
+                Ok(())
+            }
+        })
+        .on_connection(|socket: Socket| async move {
+            if let Some(user) = socket.get::<User>() {
+                tracing::info!(sid = %socket.id(), user = %user.id, "connected to /chat");
+            }
+            socket.on("whoami", |socket: Socket, ack: AckSender| async move {
+                let _ = ack.send(&socket.get::<User>());
+            });
+        });
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    user: Option<String>,
+}
+
 async fn run(config: Config) -> Result<(), String> {
     let io = build_io(&config);
+    let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
+    chat(&io, auth.clone());
     let ready = Arc::new(AtomicBool::new(true));
     let readiness = ready.clone();
-    let app = Router::new()
+    let mut app = Router::new();
+    if auth.is_dev() {
+        let issuer = auth.clone();
+        app = app.route(
+            "/dev/token",
+            get(move |Query(q): Query<TokenQuery>| {
+                let name = q
+                    .user
+                    .filter(|u| !u.is_empty() && u.len() <= 64)
+                    .unwrap_or_else(|| "dev".into());
+                let token = issuer.issue(&name, &name, 24 * 3600);
+                async move { axum::Json(serde_json::json!({ "user": name, "token": token })) }
+            }),
+        );
+    }
+    let app = app
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -117,6 +163,12 @@ async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("server.listen: cannot listen on {}: {e}", config.listen))?;
     let base = format!("http://{}", config.listen);
+    if let Some(token) = auth.issue("dev", "Developer", 24 * 3600) {
+        tracing::warn!(
+            "development mode (no auth.secret or key): random secret for this run; tokens from \
+             {base}/dev/token?user=NAME; a token for user 'dev': {token}"
+        );
+    }
     tracing::info!(
         "listening on {base}: Socket.IO at {}, health at {base}/healthz, readiness at {base}/readyz",
         config.path

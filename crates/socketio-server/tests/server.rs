@@ -57,6 +57,48 @@ async fn serves_then_shuts_down_gracefully() {
     let (mut client, _) = RawClient::socketio_handshake(addr, "")
         .await
         .expect("socket.io client");
+
+    // /chat wants a token: refused without one, accepted with a development token.
+    client.send_text(b"40/chat,").await.expect("send");
+    let refused = client
+        .recv_text_timeout(Duration::from_secs(3))
+        .await
+        .expect("reply")
+        .expect("open");
+    assert_eq!(
+        &refused[..],
+        br#"44/chat,{"data":{"code":"NO_TOKEN"},"message":"No token provided"}"#
+    );
+    let (status, body) = get(addr, "/dev/token?user=alice").expect("dev token");
+    assert_eq!(status, 200);
+    let token = serde_json::from_str::<serde_json::Value>(&body).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    client
+        .send_text(format!("40/chat,{{\"token\":\"{token}\"}}").as_bytes())
+        .await
+        .expect("send");
+    let accepted = client
+        .recv_text_timeout(Duration::from_secs(3))
+        .await
+        .expect("reply")
+        .expect("open");
+    assert!(
+        accepted.starts_with(b"40/chat,{\"sid\":"),
+        "{}",
+        String::from_utf8_lossy(&accepted)
+    );
+    client
+        .send_text(b"42/chat,1[\"whoami\"]")
+        .await
+        .expect("send");
+    let me = client
+        .recv_text_timeout(Duration::from_secs(3))
+        .await
+        .expect("reply")
+        .expect("open");
+    assert_eq!(&me[..], br#"43/chat,1[{"id":"alice","name":"alice"}]"#);
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -97,13 +139,18 @@ async fn serves_then_shuts_down_gracefully() {
     .await
     .expect("join");
     assert!(status.0.success(), "exit status {:?}", status.0);
-    // Structured logs: one JSON object per line, with the start-up line naming the endpoints.
-    let first: serde_json::Value =
-        serde_json::from_str(status.1.lines().next().unwrap_or("")).expect("json log line");
-    let message = first["fields"]["message"].as_str().unwrap_or("");
+    // Structured logs: one JSON object per line; the start-up line names the endpoints.
+    let lines: Vec<serde_json::Value> = status
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json log line"))
+        .collect();
     assert!(
-        message.contains("/healthz") && message.contains("/readyz"),
-        "{message}"
+        lines.iter().any(|l| {
+            let m = l["fields"]["message"].as_str().unwrap_or("");
+            m.contains("/healthz") && m.contains("/readyz")
+        }),
+        "{lines:?}"
     );
 }
 
