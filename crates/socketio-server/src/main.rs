@@ -6,6 +6,7 @@
 //! disconnects them with the reason "server shutting down" and exits 0.
 
 mod auth;
+mod chat;
 mod config;
 
 use std::process::ExitCode;
@@ -13,13 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth::{Auth, User};
+use auth::Auth;
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use config::{Config, LogFormat};
-use socketio::{AckSender, ConnectRequest, Cors, RecoveryConfig, Socket, SocketIo};
+use socketio::{Cors, RecoveryConfig, SocketIo};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,27 +97,6 @@ fn build_io(config: &Config) -> SocketIo {
     builder.build()
 }
 
-/// The `/chat` namespace: every connection must carry a valid token; the user rides on the socket.
-fn chat(io: &SocketIo, auth: Arc<Auth>) {
-    io.of("/chat")
-        .use_middleware(move |req: ConnectRequest| {
-            let verdict = auth.verify(req.auth_value());
-            async move {
-                let user = verdict?;
-                req.insert(user);
-                Ok(())
-            }
-        })
-        .on_connection(|socket: Socket| async move {
-            if let Some(user) = socket.get::<User>() {
-                tracing::info!(sid = %socket.id(), user = %user.id, "connected to /chat");
-            }
-            socket.on("whoami", |socket: Socket, ack: AckSender| async move {
-                let _ = ack.send(&socket.get::<User>());
-            });
-        });
-}
-
 #[derive(serde::Deserialize)]
 struct TokenQuery {
     user: Option<String>,
@@ -125,7 +105,7 @@ struct TokenQuery {
 async fn run(config: Config) -> Result<(), String> {
     let io = build_io(&config);
     let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
-    chat(&io, auth.clone());
+    chat::register(&io, auth.clone());
     let ready = Arc::new(AtomicBool::new(true));
     let readiness = ready.clone();
     let mut app = Router::new();

@@ -1,0 +1,183 @@
+//! The demo application in `/chat`: rooms, room messages, direct messages to every socket of a
+//! user with a delivery acknowledgement, typing indicators (volatile) and member lists. Invalid
+//! input fails the handler; the client gets an error ack or an `error` event with the reason.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use socketio::{AckSender, ConnectRequest, Data, HandlerError, Socket, SocketIo};
+
+use crate::auth::{Auth, User};
+
+const MAX_TEXT: usize = 2000;
+
+fn user_room(id: &str) -> String {
+    format!("user:{id}")
+}
+
+fn valid_room(room: &str) -> Result<(), HandlerError> {
+    if room.is_empty() || room.len() > 64 || room.starts_with("user:") {
+        return Err(
+            HandlerError::new("invalid room").with_data(serde_json::json!({
+                "reason": "a room name has 1 to 64 characters and does not start with 'user:'"
+            })),
+        );
+    }
+    Ok(())
+}
+
+fn valid_text(text: &str) -> Result<(), HandlerError> {
+    if text.trim().is_empty() || text.len() > MAX_TEXT {
+        return Err(
+            HandlerError::new("invalid message").with_data(serde_json::json!({
+                "reason": format!("text must have 1 to {MAX_TEXT} characters")
+            })),
+        );
+    }
+    Ok(())
+}
+
+fn me(socket: &Socket) -> Result<User, HandlerError> {
+    socket
+        .get::<User>()
+        .ok_or_else(|| HandlerError::new("not authenticated"))
+}
+
+#[derive(Deserialize)]
+struct RoomMessage {
+    room: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct DirectMessage {
+    to: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Typing {
+    room: String,
+}
+
+/// Registers `/chat` with its auth middleware and handlers.
+pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>) {
+    io.of("/chat")
+        .use_middleware(move |req: ConnectRequest| {
+            let verdict = auth.verify(req.auth_value());
+            async move {
+                req.insert(verdict?);
+                Ok(())
+            }
+        })
+        .on_connection(|socket: Socket| async move {
+            let Some(user) = socket.get::<User>() else {
+                return;
+            };
+            // Direct messages reach every socket of a user through this room.
+            socket.join(user_room(&user.id));
+            tracing::info!(sid = %socket.id(), user = %user.id, "joined /chat");
+            handlers(&socket);
+        });
+}
+
+fn handlers(socket: &Socket) {
+    socket.on("whoami", |socket: Socket, ack: AckSender| async move {
+        ack.send(&me(&socket)?)?;
+        Ok::<_, HandlerError>(())
+    });
+    socket.on(
+        "join",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            valid_room(&room)?;
+            let user = me(&socket)?;
+            socket.join(room.as_str());
+            socket.to(room.as_str()).emit(
+                "user-joined",
+                &serde_json::json!({"room": room, "user": user}),
+            )?;
+            ack.send(&serde_json::json!({"ok": true, "room": room}))?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "leave",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            valid_room(&room)?;
+            let user = me(&socket)?;
+            socket.leave(&room);
+            socket.to(room.as_str()).emit(
+                "user-left",
+                &serde_json::json!({"room": room, "user": user}),
+            )?;
+            ack.send(&serde_json::json!({"ok": true, "room": room}))?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "message",
+        |socket: Socket, Data(msg): Data<RoomMessage>, ack: AckSender| async move {
+            valid_room(&msg.room)?;
+            valid_text(&msg.text)?;
+            if !socket.rooms().iter().any(|r| **r == *msg.room) {
+                return Err(HandlerError::new("not in room")
+                    .with_data(serde_json::json!({"room": msg.room})));
+            }
+            let out = serde_json::json!({
+                "room": msg.room, "from": me(&socket)?, "text": msg.text, "at": socketio::iso_now(),
+            });
+            socket
+                .namespace()
+                .to(msg.room.as_str())
+                .emit("message", &out)?;
+            ack.send(&serde_json::json!({"ok": true}))?;
+            Ok(())
+        },
+    );
+    socket.on("dm", |socket: Socket, Data(msg): Data<DirectMessage>, ack: AckSender| async move {
+        valid_text(&msg.text)?;
+        let out = serde_json::json!({"from": me(&socket)?, "text": msg.text, "at": socketio::iso_now()});
+        // Delivered = acknowledged by the recipient's sockets (all of them, any server).
+        let answers = socket
+            .namespace()
+            .to(user_room(&msg.to))
+            .timeout(Duration::from_secs(2))
+            .emit_with_ack("dm", &out)
+            .await;
+        let delivered = match answers {
+            Ok(all) => all.len(),
+            Err(partial) => partial.responses.len(),
+        };
+        ack.send(&serde_json::json!({"ok": delivered > 0, "delivered": delivered}))?;
+        Ok::<_, HandlerError>(())
+    });
+    socket.on(
+        "typing",
+        |socket: Socket, Data(t): Data<Typing>| async move {
+            valid_room(&t.room)?;
+            let user = me(&socket)?;
+            socket
+                .to(t.room.as_str())
+                .volatile()
+                .emit("typing", &serde_json::json!({"room": t.room, "user": user}))?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "members",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            valid_room(&room)?;
+            let sockets = socket.namespace().to(room.as_str()).fetch_sockets().await?;
+            // One entry per user, whatever their number of sockets.
+            let users: BTreeMap<String, User> = sockets
+                .iter()
+                .filter_map(|info| info.local.as_ref()?.get::<User>())
+                .map(|u| (u.id.clone(), u))
+                .collect();
+            ack.send(&users.into_values().collect::<Vec<_>>())?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+}

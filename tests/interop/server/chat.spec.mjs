@@ -1,0 +1,136 @@
+// The socketio-server binary seen by the official client: JWT paths, the /chat demo events, and
+// graceful shutdown. Started by crates/socketio-server/tests/interop.rs with SIO_SERVER_URL,
+// SIO_SECRET (HS256, issuer "socketio-rs") and SIO_SERVER_PID set.
+import { describe, it, after } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import { io } from "socket.io-client";
+
+const URL = process.env.SIO_SERVER_URL;
+const SECRET = process.env.SIO_SECRET;
+const PID = Number(process.env.SIO_SERVER_PID);
+const opened = [];
+after(() => opened.forEach((s) => s.disconnect()));
+
+const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
+function jwt(claims, secret = SECRET) {
+  const head = b64url({ alg: "HS256", typ: "JWT" });
+  const body = b64url({ iss: "socketio-rs", ...claims });
+  const sig = crypto.createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+const now = () => Math.floor(Date.now() / 1000);
+const token = (sub, name = sub) => jwt({ sub, name, exp: now() + 600 });
+
+function once(emitter, event, ms = 3000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' in ${ms} ms`)), ms);
+    emitter.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args[0]);
+    });
+  });
+}
+
+function chat(auth, opts = {}) {
+  const socket = io(`${URL}/chat`, { forceNew: true, reconnection: false, auth, ...opts });
+  opened.push(socket);
+  return socket;
+}
+
+async function connected(user) {
+  const socket = chat({ token: token(user) });
+  await once(socket, "connect");
+  return socket;
+}
+
+describe("JWT", () => {
+  it("accepts a valid token and attaches the claims as the user", async () => {
+    const s = await connected("alice");
+    assert.deepEqual(await s.emitWithAck("whoami"), { id: "alice", name: "alice" });
+  });
+
+  const refused = [
+    ["missing", {}, "No token provided", "NO_TOKEN"],
+    ["expired", { token: jwt({ sub: "a", exp: now() - 120 }) }, "Token expired", "TOKEN_EXPIRED"],
+    ["wrong signature", { token: jwt({ sub: "a", exp: now() + 60 }, "not-the-secret") }, "Invalid token", "BAD_SIGNATURE"],
+    ["wrong issuer", { token: jwt({ sub: "a", exp: now() + 60, iss: "elsewhere" }) }, "Invalid token", "WRONG_ISSUER"],
+  ];
+  for (const [name, auth, message, code] of refused) {
+    it(`refuses a ${name} token`, async () => {
+      const err = await once(chat(auth), "connect_error");
+      assert.equal(err.message, message);
+      assert.equal(err.data.code, code);
+    });
+  }
+});
+
+describe("/chat demo", () => {
+  it("rooms, room messages, members, typing", async () => {
+    const alice = await connected("alice");
+    const bob = await connected("bob");
+    assert.deepEqual(await alice.emitWithAck("join", "lobby"), { ok: true, room: "lobby" });
+    const joined = once(alice, "user-joined");
+    assert.deepEqual(await bob.emitWithAck("join", "lobby"), { ok: true, room: "lobby" });
+    assert.equal((await joined).user.id, "bob");
+
+    const toBob = once(bob, "message");
+    const toAlice = once(alice, "message");
+    assert.deepEqual(await alice.emitWithAck("message", { room: "lobby", text: "hi all" }), { ok: true });
+    for (const got of [await toBob, await toAlice]) {
+      assert.equal(got.text, "hi all");
+      assert.equal(got.from.id, "alice");
+      assert.match(got.at, /^\d{4}-\d\d-\d\dT/);
+    }
+
+    const members = await alice.emitWithAck("members", "lobby");
+    assert.deepEqual(members.map((u) => u.id).sort(), ["alice", "bob"]);
+
+    const typing = once(bob, "typing");
+    alice.emit("typing", { room: "lobby" });
+    assert.equal((await typing).user.id, "alice");
+  });
+
+  it("a direct message reaches every socket of the user, with a delivery ack", async () => {
+    const alice = await connected("alice");
+    const carolPhone = await connected("carol");
+    const carolLaptop = await connected("carol");
+    const got = [carolPhone, carolLaptop].map(
+      (s) => new Promise((resolve) => s.once("dm", (msg, ack) => { ack("read"); resolve(msg); })),
+    );
+    assert.deepEqual(await alice.emitWithAck("dm", { to: "carol", text: "psst" }), { ok: true, delivered: 2 });
+    for (const msg of await Promise.all(got)) {
+      assert.equal(msg.text, "psst");
+      assert.equal(msg.from.id, "alice");
+    }
+    assert.deepEqual(await alice.emitWithAck("dm", { to: "nobody", text: "hello?" }), { ok: false, delivered: 0 });
+  });
+
+  it("invalid input gets an error with a reason, and the server keeps going", async () => {
+    const alice = await connected("alice");
+    const reply = await alice.emitWithAck("message", { room: "lobby", text: "not joined yet" });
+    assert.equal(reply.error.message, "not in room");
+    const errorEvent = once(alice, "error");
+    alice.emit("message", { room: "lobby", text: "" });
+    const err = await errorEvent;
+    assert.equal(err.message, "invalid message");
+    assert.match(err.data.reason, /characters/);
+    const bad = await alice.emitWithAck("join", "");
+    assert.equal(bad.error.message, "invalid room");
+    assert.deepEqual(await alice.emitWithAck("whoami"), { id: "alice", name: "alice" });
+  });
+});
+
+describe("graceful shutdown", () => {
+  it("keeps serving through the drain period, then disconnects", async () => {
+    const alice = await connected("alice");
+    const reason = once(alice, "disconnect", 5000);
+    const signalled = Date.now();
+    process.kill(PID, "SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    // Still served during the drain.
+    assert.deepEqual(await alice.emitWithAck("whoami"), { id: "alice", name: "alice" });
+    assert.equal(await reason, "transport close");
+    assert.ok(Date.now() - signalled >= 700, "disconnected before the drain period ended");
+  });
+});
