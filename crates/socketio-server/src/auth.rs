@@ -295,6 +295,79 @@ mod tests {
         assert_eq!(user.name, "Alice");
     }
 
+    /// Key pairs made by the openssl command, as an operator would make them.
+    fn key_pair(dir: &std::path::Path, name: &str, args: &[&str]) -> (std::path::PathBuf, Vec<u8>) {
+        let private = dir.join(format!("{name}.pem"));
+        let public = dir.join(format!("{name}.pub.pem"));
+        let ok = std::process::Command::new("openssl")
+            .arg("genpkey")
+            .args(args)
+            .arg("-out")
+            .arg(&private)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            && std::process::Command::new("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(&private)
+                .arg("-out")
+                .arg(&public)
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "openssl could not make a {name} key pair");
+        (public, std::fs::read(&private).expect("private key"))
+    }
+
+    #[test]
+    fn rs256_and_es256_with_public_key_files() {
+        let dir = std::env::temp_dir().join(format!("sio-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let rsa = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
+        let ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        for (alg, args) in [("RS256", &rsa[..]), ("ES256", &ec[..])] {
+            let (public, private) = key_pair(&dir, alg, args);
+            let (_, other_private) = key_pair(&dir, &format!("{alg}-other"), args);
+            let config = Config {
+                auth_algorithm: alg.into(),
+                auth_public_key_file: Some(public),
+                auth_dev: false,
+                ..Config::default()
+            };
+            let auth = Auth::from_config(&config).expect(alg);
+            assert!(!auth.is_dev());
+            let sign = |pem: &[u8]| {
+                let (algorithm, key) = if alg == "RS256" {
+                    (Algorithm::RS256, EncodingKey::from_rsa_pem(pem))
+                } else {
+                    (Algorithm::ES256, EncodingKey::from_ec_pem(pem))
+                };
+                let claims = serde_json::json!({"sub": "u9", "exp": now() + 60});
+                jsonwebtoken::encode(&Header::new(algorithm), &claims, &key.expect("private key"))
+                    .expect("sign")
+            };
+            let user = auth
+                .verify(&serde_json::json!({ "token": sign(&private) }))
+                .expect(alg);
+            assert_eq!(user.id, "u9");
+            let forged = auth.verify(&serde_json::json!({ "token": sign(&other_private) }));
+            assert_eq!(
+                code(forged.expect_err("other key")).1,
+                "BAD_SIGNATURE",
+                "{alg}"
+            );
+            // An HS256 token is refused by an RS256/ES256 server (no algorithm confusion).
+            let hs = token(
+                "secret",
+                serde_json::json!({"sub": "u9", "exp": now() + 60}),
+            );
+            assert!(
+                auth.verify(&serde_json::json!({ "token": hs })).is_err(),
+                "{alg}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn key_settings_are_checked() {
         let no_secret = Config {

@@ -150,7 +150,8 @@ async fn run(config: Config) -> Result<(), String> {
         );
     }
     tracing::info!(
-        "listening on {base}: Socket.IO at {}, health at {base}/healthz, readiness at {base}/readyz",
+        "listening on {base}: Socket.IO at {} (chat app in namespace /chat), health at \
+         {base}/healthz, readiness at {base}/readyz",
         config.path
     );
     let stopping = ready.clone();
