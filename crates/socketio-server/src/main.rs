@@ -8,6 +8,7 @@
 mod auth;
 mod chat;
 mod config;
+mod metrics;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,8 +76,9 @@ fn init_logging(config: &Config) -> Result<(), String> {
     result.map_err(|e| format!("log: {e}"))
 }
 
-fn build_io(config: &Config) -> SocketIo {
+fn build_io(config: &Config, metrics: Arc<metrics::Metrics>) -> SocketIo {
     let mut builder = SocketIo::builder()
+        .observer(metrics)
         .path(config.path.clone())
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
@@ -103,7 +105,8 @@ struct TokenQuery {
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    let io = build_io(&config);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let io = build_io(&config, metrics.clone());
     let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
     chat::register(&io, auth.clone());
     let ready = Arc::new(AtomicBool::new(true));
@@ -125,6 +128,13 @@ async fn run(config: Config) -> Result<(), String> {
     }
     let app = app
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render();
+                async move { ([("content-type", "text/plain; version=0.0.4")], text) }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -151,7 +161,7 @@ async fn run(config: Config) -> Result<(), String> {
     }
     tracing::info!(
         "listening on {base}: Socket.IO at {} (chat app in namespace /chat), health at \
-         {base}/healthz, readiness at {base}/readyz",
+         {base}/healthz, readiness at {base}/readyz, metrics at {base}/metrics",
         config.path
     );
     let stopping = ready.clone();

@@ -99,6 +99,24 @@ async fn serves_then_shuts_down_gracefully() {
         .expect("reply")
         .expect("open");
     assert_eq!(&me[..], br#"43/chat,1[{"id":"alice","name":"alice"}]"#);
+
+    // The metrics saw exactly that traffic.
+    let (status, metrics) = get(addr, "/metrics").expect("metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "socketio_handshakes_total 1",
+        "socketio_connected_sockets{namespace=\"/\"} 1",
+        "socketio_connected_sockets{namespace=\"/chat\"} 1",
+        "socketio_connections_refused_total{namespace=\"/chat\"} 1",
+        "socketio_events_received_total{namespace=\"/chat\",event=\"whoami\"} 1",
+        "socketio_handler_duration_seconds_count 1",
+        "socketio_acks_pending 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in:\n{metrics}"
+        );
+    }
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -53,6 +53,9 @@ impl Client {
             Ok(Some(packet)) => self.route(packet),
             Ok(None) => {}
             Err(err) => {
+                if let Some(o) = &self.config.observer {
+                    o.0.parse_error();
+                }
                 tracing::debug!(sid = %self.session.sid(), %err, "invalid packet: closing connection");
                 self.close_all(DisconnectReason::ParseError);
                 self.session.close_with(engineio::CloseReason::ParseError);
@@ -103,6 +106,9 @@ impl Client {
             return;
         }
         let Some(ns) = server.namespace_for(&packet.nsp) else {
+            if let Some(o) = &self.config.observer {
+                o.0.refused(&packet.nsp);
+            }
             let body = r#"{"message":"Invalid namespace"}"#;
             let _ = self.session.send(encode_control(
                 PacketType::ConnectError,
@@ -161,6 +167,9 @@ impl Client {
                     }
                     let body = serde_json::Value::Object(body).to_string();
                     tracing::debug!(nsp = ns.name(), message = %err.message, "connection refused by middleware");
+                    if let Some(o) = &ns.observer {
+                        o.refused(ns.name());
+                    }
                     let _ = self.session.send(encode_control(
                         PacketType::ConnectError,
                         ns.name(),
@@ -208,6 +217,9 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
             .push((ns.name().into(), socket.clone()));
         self.session.cancel_close_at();
+        if let Some(o) = &ns.observer {
+            o.connected(ns.name());
+        }
         if let Some(r) = restored {
             for (payload, offset) in &r.missed {
                 let encoded = encode_event(ns.name(), None, payload, Some(offset));

@@ -80,6 +80,12 @@ impl EventPayload {
         })
     }
 
+    /// The event name (the first element), for reports.
+    pub fn event_name(&self) -> String {
+        let mut de = serde_json::Deserializer::from_slice(&self.json[1..]);
+        serde::Deserialize::deserialize(&mut de).unwrap_or_default()
+    }
+
     /// Builds a payload from raw JSON arguments (already valid JSON) and attachments.
     pub fn from_raw(
         event: &str,

@@ -41,6 +41,7 @@ mod error;
 mod handler;
 mod handshake;
 mod namespace;
+mod observer;
 mod operators;
 pub mod packet;
 mod server;
@@ -60,6 +61,7 @@ pub use handler::{
 };
 pub use handshake::{iso_date, iso_now, Handshake};
 pub use namespace::{Namespace, NsWeak};
+pub use observer::Observer;
 pub use operators::{BroadcastAckError, BroadcastOperator};
 pub use server::{ErrorPolicy, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
 pub use socket::{AckResponse, AckSender, DisconnectReason, Socket, SocketWithTimeout};

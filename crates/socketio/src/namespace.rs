@@ -28,6 +28,7 @@ pub(crate) struct NsInner {
     sockets: RwLock<HashMap<Sid, Socket>>,
     adapter: OnceLock<Arc<dyn Adapter>>,
     pub(crate) recovery: Option<RecoveryConfig>,
+    pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
 }
 
 /// A weak handle on a namespace, held by its adapter.
@@ -62,6 +63,7 @@ impl NsInner {
         handlers: Arc<NsHandlers>,
         recovery: Option<RecoveryConfig>,
         adapter: &AdapterFactory,
+        observer: Option<Arc<dyn crate::observer::Observer>>,
     ) -> Arc<NsInner> {
         let ns = Arc::new(NsInner {
             name,
@@ -69,6 +71,7 @@ impl NsInner {
             sockets: RwLock::new(HashMap::new()),
             adapter: OnceLock::new(),
             recovery,
+            observer,
         });
         let _ = ns
             .adapter

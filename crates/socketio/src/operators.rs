@@ -101,12 +101,14 @@ impl BroadcastOperator {
     /// Sends an event with one argument to the selection. The event is serialized once.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         let payload = EventPayload::single(event, data)?;
+        self.report_out(event, &payload);
         Ok(self.ns.adapter().broadcast(&payload, &self.opts)?)
     }
 
     /// Sends an event whose arguments are the elements of `args` (a tuple).
     pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         let payload = EventPayload::spread(event, args)?;
+        self.report_out(event, &payload);
         Ok(self.ns.adapter().broadcast(&payload, &self.opts)?)
     }
 
@@ -160,6 +162,12 @@ impl BroadcastOperator {
                     return Err(BroadcastAckError { responses, missing });
                 }
             }
+        }
+    }
+
+    fn report_out(&self, event: &str, payload: &EventPayload) {
+        if let Some(o) = &self.ns.observer {
+            o.event_out(self.ns.name(), event, payload.json.len());
         }
     }
 

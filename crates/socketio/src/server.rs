@@ -23,6 +23,7 @@ use crate::adapter::{Adapter, LocalAdapter, RecoveryConfig, Room};
 use crate::client::Client;
 use crate::error::EmitError;
 use crate::namespace::{AdapterFactory, Namespace, NsHandlers, NsInner, NsWeak};
+use crate::observer::Observer;
 use crate::operators::BroadcastOperator;
 use crate::packet::Limits;
 
@@ -48,6 +49,17 @@ pub(crate) struct ServerConfig {
     pub(crate) error_policy: ErrorPolicy,
     pub(crate) limits: Limits,
     pub(crate) recovery: Option<RecoveryConfig>,
+    pub(crate) observer: Option<ObserverRef>,
+}
+
+/// An observer handle that the derived `Debug` of the settings can print.
+#[derive(Clone)]
+pub(crate) struct ObserverRef(pub(crate) Arc<dyn Observer>);
+
+impl std::fmt::Debug for ObserverRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 type DynamicMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -67,6 +79,7 @@ impl ServerInner {
             handlers,
             self.config.recovery,
             &self.adapter,
+            self.config.observer.as_ref().map(|o| o.0.clone()),
         )
     }
 
@@ -118,6 +131,7 @@ impl Default for SocketIoBuilder {
                 error_policy: ErrorPolicy::default(),
                 limits: Limits::default(),
                 recovery: None,
+                observer: None,
             },
             state: http::Extensions::new(),
             adapter: Arc::new(|ns: NsWeak, recovery| {
@@ -227,6 +241,13 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Reports what happens (connections, events, handlers, acks, errors) to `observer`, for
+    /// metrics. Called inline on the hot path; keep it cheap.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.config.observer = Some(ObserverRef(observer));
+        self
+    }
+
     /// Registers shared state, available to handlers through `State<T>`.
     pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
         self.state.insert(state);
@@ -268,6 +289,9 @@ struct Bridge {
 impl engineio::Handler for Bridge {
     fn on_open(&self, session: &Arc<Session>) {
         if let Some(server) = self.server.upgrade() {
+            if let Some(o) = &server.config.observer {
+                o.0.handshake();
+            }
             session.set_data(Client::new(session.clone(), &server));
         }
     }

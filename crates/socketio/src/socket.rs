@@ -395,6 +395,9 @@ impl Socket {
             data,
             spread,
         )?;
+        if let Some(o) = &self.0.ns.observer {
+            o.event_out(self.ns_name(), event, encoded.text.len());
+        }
         self.send_encoded(&encoded, false)
     }
 
@@ -410,6 +413,9 @@ impl Socket {
     ) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Disconnected);
+        }
+        if let Some(o) = &self.0.ns.observer {
+            o.event_out(self.ns_name(), &payload.event_name(), payload.json.len());
         }
         if self.0.ns.recovery_enabled() && !volatile {
             // Through the adapter, so that the event gets an offset and is logged for replay.
@@ -451,20 +457,28 @@ impl Socket {
     ) -> Result<AckResponse, AckError> {
         let payload = payload.map_err(|e| AckError::Emit(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
+        let observer = self.0.ns.observer.clone();
+        if let Some(o) = &observer {
+            o.ack_requested(self.ns_name());
+        }
         let id = self.register_ack(AckSlot::Once(tx));
         let encoded = encode_event(self.ns_name(), Some(id), &payload, None);
         if let Err(err) = self.send_encoded(&encoded, false) {
             self.take_ack(id);
             return Err(AckError::Emit(err.to_string()));
         }
-        match tokio::time::timeout(timeout, rx).await {
+        let result = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(AckError::Disconnected),
             Err(_) => {
                 self.take_ack(id);
                 Err(AckError::Timeout)
             }
+        };
+        if let Some(o) = &observer {
+            o.ack_settled(self.ns_name(), matches!(result, Err(AckError::Timeout)));
         }
+        result
     }
 
     pub(crate) fn send_with_ack_channel(
@@ -472,6 +486,9 @@ impl Socket {
         payload: &EventPayload,
         events: mpsc::UnboundedSender<AckEvent>,
     ) -> Result<(), EmitError> {
+        if let Some(o) = &self.0.ns.observer {
+            o.ack_requested(self.ns_name());
+        }
         let id = self.register_ack(AckSlot::Channel(events));
         let encoded = encode_event(self.ns_name(), Some(id), payload, None);
         self.send_encoded(&encoded, false).inspect_err(|_| {
@@ -609,6 +626,9 @@ impl Socket {
             packet.args.json.clone(),
             packet.args.ranges.first().cloned().unwrap_or(0..0),
         );
+        if let Some(o) = &self.0.ns.observer {
+            o.event_in(self.ns_name(), &event, packet.args.json.len());
+        }
         let args = packet.args.without_first();
         let ack = packet.id.map(|id| AckSender {
             socket: self.clone(),
@@ -653,15 +673,36 @@ impl Socket {
             args,
             ack: ack.clone(),
         };
+        let started = std::time::Instant::now();
         let mut fut = handler(ctx);
         let mut cx = Context::from_waker(Waker::noop());
         match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-            Ok(Poll::Ready(Ok(()))) => {}
-            Ok(Poll::Ready(Err(err))) => self.report_error(&name_of(&name_src), ack.as_ref(), err),
+            Ok(Poll::Ready(result)) => {
+                if let Some(o) = &self.0.ns.observer {
+                    o.handler(
+                        self.ns_name(),
+                        &name_of(&name_src),
+                        started.elapsed(),
+                        result.is_err(),
+                    );
+                }
+                if let Err(err) = result {
+                    self.report_error(&name_of(&name_src), ack.as_ref(), err);
+                }
+            }
             Ok(Poll::Pending) => {
                 let socket = self.clone();
                 run_inline(async move {
-                    if let Err(err) = fut.await {
+                    let result = fut.await;
+                    if let Some(o) = &socket.0.ns.observer {
+                        o.handler(
+                            socket.ns_name(),
+                            &name_of(&name_src),
+                            started.elapsed(),
+                            result.is_err(),
+                        );
+                    }
+                    if let Err(err) = result {
                         socket.report_error(&name_of(&name_src), ack.as_ref(), err);
                     }
                 });
@@ -707,6 +748,9 @@ impl Socket {
                 let _ = tx.send(Ok(response));
             }
             AckSlot::Channel(tx) => {
+                if let Some(o) = &self.0.ns.observer {
+                    o.ack_settled(self.ns_name(), false);
+                }
                 let _ = tx.send(AckEvent::Ack(response));
             }
         }
@@ -743,9 +787,19 @@ impl Socket {
             .map(|(_, slot)| slot)
             .collect();
         for slot in pending {
-            if let AckSlot::Once(tx) = slot {
-                let _ = tx.send(Err(AckError::Disconnected));
+            match slot {
+                AckSlot::Once(tx) => {
+                    let _ = tx.send(Err(AckError::Disconnected));
+                }
+                AckSlot::Channel(_) => {
+                    if let Some(o) = &self.0.ns.observer {
+                        o.ack_settled(self.ns_name(), false);
+                    }
+                }
             }
+        }
+        if let Some(o) = &self.0.ns.observer {
+            o.disconnected(self.ns_name(), reason);
         }
         let handlers = std::mem::take(
             &mut *self

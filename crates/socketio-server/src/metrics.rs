@@ -1,0 +1,318 @@
+//! Prometheus metrics at `/metrics`, fed by the library's `Observer` hooks. Event and namespace
+//! labels are capped: names past the first 64 are counted as `_other`, so clients cannot grow
+//! the label set without bound.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use socketio::{DisconnectReason, Observer};
+
+const MAX_LABELS: usize = 64;
+/// Handler latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+#[derive(Default)]
+struct Labeled(Mutex<BTreeMap<Vec<String>, u64>>);
+
+impl Labeled {
+    fn add(&self, labels: &[&str], by: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+        if let Some(v) = map.get_mut(&key) {
+            *v += by;
+            return;
+        }
+        let key = if map.len() >= MAX_LABELS {
+            let mut capped = key;
+            if let Some(last) = capped.last_mut() {
+                *last = "_other".into();
+            }
+            capped
+        } else {
+            key
+        };
+        *map.entry(key).or_default() += by;
+    }
+
+    fn signed_add(&self, labels: &[&str], up: bool) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+        let entry = map.entry(key).or_default();
+        *entry = if up {
+            *entry + 1
+        } else {
+            entry.saturating_sub(1)
+        };
+    }
+
+    fn render(&self, out: &mut String, name: &str, label_names: &[&str]) {
+        for (labels, value) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let pairs: Vec<String> = label_names
+                .iter()
+                .zip(labels)
+                .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
+                .collect();
+            let _ = writeln!(out, "{name}{{{}}} {value}", pairs.join(","));
+        }
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The server's metrics.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    handshakes: AtomicU64,
+    connected: Labeled,
+    refused: Labeled,
+    disconnects: Labeled,
+    events_in: Labeled,
+    events_out: Labeled,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    acks_pending: AtomicI64,
+    acks_timed_out: AtomicU64,
+    errors: Labeled,
+    handler_buckets: [AtomicU64; BUCKETS.len()],
+    handler_count: AtomicU64,
+    handler_sum_us: AtomicU64,
+}
+
+impl Observer for Metrics {
+    fn handshake(&self) {
+        self.handshakes.fetch_add(1, Ordering::Relaxed);
+    }
+    fn connected(&self, nsp: &str) {
+        self.connected.signed_add(&[nsp], true);
+    }
+    fn disconnected(&self, nsp: &str, reason: DisconnectReason) {
+        self.connected.signed_add(&[nsp], false);
+        self.disconnects.add(&[nsp, reason.as_str()], 1);
+    }
+    fn refused(&self, nsp: &str) {
+        self.refused.add(&[nsp], 1);
+    }
+    fn event_in(&self, nsp: &str, event: &str, bytes: usize) {
+        self.events_in.add(&[nsp, event], 1);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    fn event_out(&self, nsp: &str, event: &str, bytes: usize) {
+        self.events_out.add(&[nsp, event], 1);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    fn handler(&self, _nsp: &str, _event: &str, elapsed: Duration, failed: bool) {
+        let secs = elapsed.as_secs_f64();
+        for (bucket, bound) in self.handler_buckets.iter().zip(BUCKETS) {
+            if secs <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.handler_count.fetch_add(1, Ordering::Relaxed);
+        self.handler_sum_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        if failed {
+            self.errors.add(&["handler"], 1);
+        }
+    }
+    fn ack_requested(&self, _nsp: &str) {
+        self.acks_pending.fetch_add(1, Ordering::Relaxed);
+    }
+    fn ack_settled(&self, _nsp: &str, timed_out: bool) {
+        self.acks_pending.fetch_sub(1, Ordering::Relaxed);
+        if timed_out {
+            self.acks_timed_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn parse_error(&self) {
+        self.errors.add(&["parse"], 1);
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, kind: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        counter(
+            &mut out,
+            "socketio_handshakes_total",
+            "Engine.IO sessions opened.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "socketio_handshakes_total {}",
+            self.handshakes.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "socketio_connected_sockets",
+            "Sockets connected, per namespace.",
+            "gauge",
+        );
+        self.connected
+            .render(&mut out, "socketio_connected_sockets", &["namespace"]);
+        counter(
+            &mut out,
+            "socketio_connections_refused_total",
+            "CONNECTs refused (middleware or unknown namespace).",
+            "counter",
+        );
+        self.refused.render(
+            &mut out,
+            "socketio_connections_refused_total",
+            &["namespace"],
+        );
+        counter(
+            &mut out,
+            "socketio_disconnects_total",
+            "Sockets that left, per namespace and reason.",
+            "counter",
+        );
+        self.disconnects.render(
+            &mut out,
+            "socketio_disconnects_total",
+            &["namespace", "reason"],
+        );
+        counter(
+            &mut out,
+            "socketio_events_received_total",
+            "Events received, per namespace and event.",
+            "counter",
+        );
+        self.events_in.render(
+            &mut out,
+            "socketio_events_received_total",
+            &["namespace", "event"],
+        );
+        counter(
+            &mut out,
+            "socketio_events_sent_total",
+            "Events sent (a broadcast counts once), per namespace and event.",
+            "counter",
+        );
+        self.events_out.render(
+            &mut out,
+            "socketio_events_sent_total",
+            &["namespace", "event"],
+        );
+        counter(
+            &mut out,
+            "socketio_received_bytes_total",
+            "Bytes of event arguments received.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "socketio_received_bytes_total {}",
+            self.bytes_in.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "socketio_sent_bytes_total",
+            "Bytes of events sent (a broadcast counts once).",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "socketio_sent_bytes_total {}",
+            self.bytes_out.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "socketio_acks_pending",
+            "Acknowledgements the server waits for.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "socketio_acks_pending {}",
+            self.acks_pending.load(Ordering::Relaxed).max(0)
+        );
+        counter(
+            &mut out,
+            "socketio_acks_timed_out_total",
+            "Acknowledgements that did not come in time.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "socketio_acks_timed_out_total {}",
+            self.acks_timed_out.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "socketio_errors_total",
+            "Errors, per kind (handler, parse).",
+            "counter",
+        );
+        self.errors
+            .render(&mut out, "socketio_errors_total", &["kind"]);
+        counter(
+            &mut out,
+            "socketio_handler_duration_seconds",
+            "Time from an event to its handler's end.",
+            "histogram",
+        );
+        for (bucket, bound) in self.handler_buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "socketio_handler_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.handler_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "socketio_handler_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "socketio_handler_duration_seconds_sum {}",
+            self.handler_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "socketio_handler_duration_seconds_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_render_and_labels_are_capped() {
+        let m = Metrics::default();
+        m.handshake();
+        m.connected("/chat");
+        m.event_in("/chat", "say \"hi\"", 10);
+        m.handler("/chat", "say", Duration::from_micros(300), true);
+        for i in 0..100 {
+            m.event_out("/chat", &format!("e{i}"), 1);
+        }
+        let text = m.render();
+        assert!(text.contains("socketio_handshakes_total 1\n"));
+        assert!(text.contains("socketio_connected_sockets{namespace=\"/chat\"} 1\n"));
+        assert!(text.contains(
+            "socketio_events_received_total{namespace=\"/chat\",event=\"say \\\"hi\\\"\"} 1\n"
+        ));
+        assert!(text.contains("socketio_errors_total{kind=\"handler\"} 1\n"));
+        assert!(text.contains("socketio_handler_duration_seconds_bucket{le=\"0.0005\"} 1\n"));
+        assert!(text.contains("socketio_handler_duration_seconds_bucket{le=\"0.0001\"} 0\n"));
+        assert!(text.contains("event=\"_other\"} 36\n"), "{text}");
+        assert_eq!(
+            text.matches("socketio_events_sent_total{").count(),
+            MAX_LABELS + 1
+        );
+    }
+}
