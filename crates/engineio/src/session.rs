@@ -273,21 +273,30 @@ impl Session {
     /// Takes queued frames, at most `max_bytes` worth (at least one frame).
     pub(crate) fn take_frames(state: &mut State, max_bytes: usize) -> Vec<Frame> {
         let mut out = Vec::new();
+        Session::drain_frames(state, max_bytes, |frame| out.push(frame));
+        out
+    }
+
+    /// Pops queued frames in order, at most `max_bytes` worth (at least one frame), handing each
+    /// to `each`; keeps the byte count in step and gives back a large idle queue. The one place
+    /// that batches a session's queue, for both transports.
+    pub(crate) fn drain_frames(state: &mut State, max_bytes: usize, mut each: impl FnMut(Frame)) {
         let mut taken = 0;
+        let mut count = 0;
         while let Some(front) = state.frames.front() {
-            if !out.is_empty() && taken + front.len() > max_bytes {
+            if count > 0 && taken + front.len() > max_bytes {
                 break;
             }
             taken += front.len();
+            count += 1;
             if let Some(frame) = state.frames.pop_front() {
-                out.push(frame);
+                each(frame);
             }
         }
         state.queued_bytes -= taken;
         if state.frames.is_empty() && state.frames.capacity() > 64 {
             state.frames = VecDeque::new();
         }
-        out
     }
 
     /// Closes the session (`forced close`) at `deadline` unless [`Session::cancel_close_at`] is

@@ -446,24 +446,14 @@ fn flush_now<IO: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<IO>, session: &
             if let Some(reason) = state.closed {
                 return Flush::Closed(reason);
             }
-            let mut taken = 0;
-            while let Some(frame) = state.frames.front() {
-                if taken > 0 && taken + frame.len() > WRITE_BATCH {
-                    break;
-                }
-                let (opcode, bytes) = match frame {
+            Session::drain_frames(&mut state, WRITE_BATCH, |frame| {
+                let (opcode, bytes) = match &frame {
                     Frame::Text(b) => (OpCode::Text, b),
                     Frame::Binary(b) => (OpCode::Binary, b),
                 };
                 ws_codec::encode_header(opcode, bytes.len(), &mut *out);
                 out.extend_from_slice(bytes);
-                taken += frame.len();
-                state.frames.pop_front();
-            }
-            state.queued_bytes -= taken;
-            if state.frames.is_empty() && state.frames.capacity() > 64 {
-                state.frames = std::collections::VecDeque::new();
-            }
+            });
         }
         if out.is_empty() {
             return Flush::Idle;

@@ -60,6 +60,27 @@ impl Labeled {
     }
 }
 
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn scalar(out: &mut String, name: &str, help: &str, kind: &str, value: i64) {
+    header(out, name, help, kind);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn labeled(
+    out: &mut String,
+    metric: &Labeled,
+    name: &str,
+    help: &str,
+    kind: &str,
+    labels: &[&str],
+) {
+    header(out, name, help, kind);
+    metric.render(out, name, labels);
+}
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -140,126 +161,93 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, kind: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        counter(
-            &mut out,
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed) as i64;
+        let o = &mut out;
+        scalar(
+            o,
             "socketio_handshakes_total",
             "Engine.IO sessions opened.",
             "counter",
+            load(&self.handshakes),
         );
-        let _ = writeln!(
-            out,
-            "socketio_handshakes_total {}",
-            self.handshakes.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
+        labeled(
+            o,
+            &self.connected,
             "socketio_connected_sockets",
             "Sockets connected, per namespace.",
             "gauge",
+            &["namespace"],
         );
-        self.connected
-            .render(&mut out, "socketio_connected_sockets", &["namespace"]);
-        counter(
-            &mut out,
+        labeled(
+            o,
+            &self.refused,
             "socketio_connections_refused_total",
             "CONNECTs refused (middleware or unknown namespace).",
             "counter",
-        );
-        self.refused.render(
-            &mut out,
-            "socketio_connections_refused_total",
             &["namespace"],
         );
-        counter(
-            &mut out,
+        labeled(
+            o,
+            &self.disconnects,
             "socketio_disconnects_total",
             "Sockets that left, per namespace and reason.",
             "counter",
-        );
-        self.disconnects.render(
-            &mut out,
-            "socketio_disconnects_total",
             &["namespace", "reason"],
         );
-        counter(
-            &mut out,
+        labeled(
+            o,
+            &self.events_in,
             "socketio_events_received_total",
             "Events received, per namespace and event.",
             "counter",
-        );
-        self.events_in.render(
-            &mut out,
-            "socketio_events_received_total",
             &["namespace", "event"],
         );
-        counter(
-            &mut out,
+        labeled(
+            o,
+            &self.events_out,
             "socketio_events_sent_total",
             "Events sent (a broadcast counts once), per namespace and event.",
             "counter",
-        );
-        self.events_out.render(
-            &mut out,
-            "socketio_events_sent_total",
             &["namespace", "event"],
         );
-        counter(
-            &mut out,
+        scalar(
+            o,
             "socketio_received_bytes_total",
             "Bytes of event arguments received.",
             "counter",
+            load(&self.bytes_in),
         );
-        let _ = writeln!(
-            out,
-            "socketio_received_bytes_total {}",
-            self.bytes_in.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
+        scalar(
+            o,
             "socketio_sent_bytes_total",
             "Bytes of events sent (a broadcast counts once).",
             "counter",
+            load(&self.bytes_out),
         );
-        let _ = writeln!(
-            out,
-            "socketio_sent_bytes_total {}",
-            self.bytes_out.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
+        scalar(
+            o,
             "socketio_acks_pending",
             "Acknowledgements the server waits for.",
             "gauge",
+            self.acks_pending.load(Ordering::Relaxed).max(0),
         );
-        let _ = writeln!(
-            out,
-            "socketio_acks_pending {}",
-            self.acks_pending.load(Ordering::Relaxed).max(0)
-        );
-        counter(
-            &mut out,
+        scalar(
+            o,
             "socketio_acks_timed_out_total",
             "Acknowledgements that did not come in time.",
             "counter",
+            load(&self.acks_timed_out),
         );
-        let _ = writeln!(
-            out,
-            "socketio_acks_timed_out_total {}",
-            self.acks_timed_out.load(Ordering::Relaxed)
-        );
-        counter(
-            &mut out,
+        labeled(
+            o,
+            &self.errors,
             "socketio_errors_total",
             "Errors, per kind (handler, parse).",
             "counter",
+            &["kind"],
         );
-        self.errors
-            .render(&mut out, "socketio_errors_total", &["kind"]);
-        counter(
-            &mut out,
+        header(
+            o,
             "socketio_handler_duration_seconds",
             "Time from an event to its handler's end.",
             "histogram",
