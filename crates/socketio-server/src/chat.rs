@@ -79,6 +79,9 @@ pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>) {
             // Direct messages reach every socket of a user through this room.
             socket.join(user_room(&user.id));
             tracing::info!(sid = %socket.id(), user = %user.id, "joined /chat");
+            socket.on_disconnect(|socket: Socket, reason| async move {
+                tracing::info!(sid = %socket.id(), %reason, "left /chat");
+            });
             handlers(&socket);
         });
 }

@@ -66,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) path: String,
     /// `server.cors_origins`: allowed browser origins (comma-separated in env/flags).
     pub(crate) cors_origins: Vec<String>,
+    /// `server.demo_page`: serve the chat page at `/`.
+    pub(crate) demo_page: bool,
     /// `engine.ping_interval_ms`.
     pub(crate) ping_interval: Duration,
     /// `engine.ping_timeout_ms`.
@@ -108,6 +110,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             path: "/socket.io/".into(),
             cors_origins: Vec::new(),
+            demo_page: true,
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
@@ -133,6 +136,7 @@ impl Default for Config {
 const SETTINGS: &[(&str, &str, &str)] = &[
     ("server.listen", "SOCKETIO_LISTEN", "--listen"),
     ("server.path", "SOCKETIO_PATH", "--path"),
+    ("server.demo_page", "SOCKETIO_DEMO_PAGE", "--demo-page"),
     (
         "server.cors_origins",
         "SOCKETIO_CORS_ORIGINS",
@@ -237,6 +241,7 @@ impl Config {
                 self.path = value.to_owned();
             }
             "server.cors_origins" => self.cors_origins = list(value),
+            "server.demo_page" => self.demo_page = boolean(setting, value)?,
             "engine.ping_interval_ms" => self.ping_interval = millis(setting, value)?,
             "engine.ping_timeout_ms" => self.ping_timeout = millis(setting, value)?,
             "engine.max_payload" => {

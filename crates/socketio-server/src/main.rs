@@ -9,6 +9,7 @@ mod auth;
 mod chat;
 mod config;
 mod metrics;
+mod web;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,6 +127,9 @@ async fn run(config: Config) -> Result<(), String> {
             }),
         );
     }
+    if config.demo_page {
+        app = app.merge(web::routes(&config.path, auth.is_dev()));
+    }
     let app = app
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -159,8 +163,13 @@ async fn run(config: Config) -> Result<(), String> {
              {base}/dev/token?user=NAME; a token for user 'dev': {token}"
         );
     }
+    let page = if config.demo_page {
+        format!("demo chat page at {base}/, ")
+    } else {
+        String::new()
+    };
     tracing::info!(
-        "listening on {base}: Socket.IO at {} (chat app in namespace /chat), health at \
+        "listening on {base}: {page}Socket.IO at {} (chat app in namespace /chat), health at \
          {base}/healthz, readiness at {base}/readyz, metrics at {base}/metrics",
         config.path
     );

@@ -16,16 +16,19 @@ fn free_port() -> u16 {
 }
 
 fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    fetch(addr, path).map(|(status, _, body)| (status, body))
+}
+
+/// Status, header block (lower-cased) and body.
+fn fetch(addr: SocketAddr, path: &str) -> Option<(u16, String, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut out = String::new();
     stream.read_to_string(&mut out).ok()?;
     let status = out.get(9..12)?.parse().ok()?;
-    Some((
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
-    ))
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((status, head.to_ascii_lowercase(), body.to_owned()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +56,21 @@ async fn serves_then_shuts_down_gracefully() {
     }
     assert_eq!(get(addr, "/healthz"), Some((200, "ok".into())));
     assert_eq!(get(addr, "/readyz"), Some((200, "ready".into())));
+
+    // The demo page, with its settings filled in and a strict CSP, and the bundled client.
+    let (status, head, page) = fetch(addr, "/").expect("page");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'self'"),
+        "{head}"
+    );
+    assert!(page.contains(r#"<meta name="socketio-path" content="/socket.io/">"#));
+    assert!(page.contains(r#"<meta name="dev-tokens" content="true">"#));
+    let (status, head, client) = fetch(addr, "/vendor/socket.io.min.js").expect("client");
+    assert_eq!(status, 200, "{client}");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(client.contains("Socket.IO v4"), "not the official client");
 
     let (mut client, _) = RawClient::socketio_handshake(addr, "")
         .await
@@ -166,7 +184,15 @@ async fn serves_then_shuts_down_gracefully() {
     assert!(
         lines.iter().any(|l| {
             let m = l["fields"]["message"].as_str().unwrap_or("");
-            m.contains("/healthz") && m.contains("/readyz")
+            m.contains("/healthz") && m.contains("/readyz") && m.contains("demo chat page")
+        }),
+        "{lines:?}"
+    );
+    // The server side saw the shutdown reason.
+    assert!(
+        lines.iter().any(|l| {
+            l["fields"]["message"] == "left /chat"
+                && l["fields"]["reason"] == "server shutting down"
         }),
         "{lines:?}"
     );

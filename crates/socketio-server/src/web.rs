@@ -1,0 +1,110 @@
+//! The demo page at `/`: a chat client for `/chat`. Its HTML, script and style are ours and
+//! compiled in; the official Socket.IO browser client is installed from npm at build time
+//! (see `build.rs`) and embedded too, so the binary serves the page without any file around it.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+const INDEX: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const STYLE: &str = include_str!("../web/style.css");
+const CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/socket.io.min.js"));
+
+/// Scripts and styles from this origin only; the socket connects back to this origin.
+const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+                   object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+fn escape_attr(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The page as served: the Socket.IO path and whether `/dev/token` exists are filled in.
+pub(crate) fn index_html(socketio_path: &str, dev_tokens: bool) -> String {
+    INDEX
+        .replace("{{SOCKETIO_PATH}}", &escape_attr(socketio_path))
+        .replace("{{DEV_TOKENS}}", if dev_tokens { "true" } else { "false" })
+}
+
+fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Routes `/`, `/app.js`, `/style.css` and `/vendor/socket.io.min.js`.
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
+    socketio_path: &str,
+    dev_tokens: bool,
+) -> Router<S> {
+    let page = index_html(socketio_path, dev_tokens);
+    Router::new()
+        .route(
+            "/",
+            get(move || {
+                let mut response = asset("text/html; charset=utf-8", page.clone());
+                response.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CSP),
+                );
+                async move { response }
+            }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/vendor/socket.io.min.js",
+            get(|| async {
+                if CLIENT.is_empty() {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        "this build has no Socket.IO client: rebuild with npm available \
+                         (or SOCKETIO_CLIENT_JS set)",
+                    )
+                        .into_response();
+                }
+                asset("text/javascript; charset=utf-8", CLIENT)
+            }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_carries_its_settings_escaped() {
+        let html = index_html("/rt\"<x>/", true);
+        assert!(html.contains(r#"content="/rt&quot;&lt;x&gt;/""#));
+        assert!(html.contains(r#"name="dev-tokens" content="true""#));
+        assert!(!html.contains("{{"));
+        let html = index_html("/socket.io/", false);
+        assert!(html.contains(r#"name="dev-tokens" content="false""#));
+    }
+
+    #[test]
+    fn client_is_bundled() {
+        // Built with npm available (as in CI), the official client is embedded.
+        if std::env::var_os("CI").is_some() {
+            assert!(CLIENT.len() > 10_000, "socket.io.min.js not bundled");
+        }
+        assert!(CLIENT.is_empty() || CLIENT.starts_with(b"/*!"));
+    }
+}
