@@ -2,60 +2,83 @@
 //! labels are capped: names past the first 64 are counted as `_other`, so clients cannot grow
 //! the label set without bound.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use socketio::{DisconnectReason, Observer};
 
 const MAX_LABELS: usize = 64;
+const OTHER: &str = "_other";
 /// Handler latency buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 
+/// A counter or gauge with one or two labels. An update of an existing series takes a read lock
+/// and an atomic add, without allocating; only a new label value takes the write lock.
+///
+/// Series are keyed by (first label, last label); a one-label metric uses `""` as the first.
+/// Past `MAX_LABELS` series, new values are counted under `_other`.
 #[derive(Default)]
-struct Labeled(Mutex<BTreeMap<Vec<String>, u64>>);
+struct Labeled(RwLock<HashMap<String, HashMap<String, AtomicI64>>>);
 
 impl Labeled {
-    fn add(&self, labels: &[&str], by: u64) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-        if let Some(v) = map.get_mut(&key) {
-            *v += by;
-            return;
-        }
-        let key = if map.len() >= MAX_LABELS {
-            let mut capped = key;
-            if let Some(last) = capped.last_mut() {
-                *last = "_other".into();
+    fn add(&self, first: &str, last: &str, by: i64) {
+        {
+            let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(value) = map.get(first).and_then(|inner| inner.get(last)) {
+                value.fetch_add(by, Ordering::Relaxed);
+                return;
             }
-            capped
+        }
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let series: usize = map.values().map(HashMap::len).sum();
+        let (first, last) = if series >= MAX_LABELS {
+            let first = if map.contains_key(first) {
+                first
+            } else {
+                OTHER
+            };
+            (first, OTHER)
         } else {
-            key
+            (first, last)
         };
-        *map.entry(key).or_default() += by;
-    }
-
-    fn signed_add(&self, labels: &[&str], up: bool) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-        let entry = map.entry(key).or_default();
-        *entry = if up {
-            *entry + 1
-        } else {
-            entry.saturating_sub(1)
-        };
+        map.entry(first.to_owned())
+            .or_default()
+            .entry(last.to_owned())
+            .or_default()
+            .fetch_add(by, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, label_names: &[&str]) {
-        for (labels, value) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let pairs: Vec<String> = label_names
-                .iter()
-                .zip(labels)
-                .map(|(n, v)| format!("{n}=\"{}\"", escape(v)))
-                .collect();
-            let _ = writeln!(out, "{name}{{{}}} {value}", pairs.join(","));
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<(&str, &str, i64)> = map
+            .iter()
+            .flat_map(|(first, inner)| {
+                inner.iter().map(move |(last, v)| {
+                    (first.as_str(), last.as_str(), v.load(Ordering::Relaxed))
+                })
+            })
+            .collect();
+        rows.sort_unstable();
+        for (first, last, value) in rows {
+            // Gauges can dip below zero for an instant between two updates; never show it.
+            let value = value.max(0);
+            match label_names {
+                [only] => {
+                    let _ = writeln!(out, "{name}{{{only}=\"{}\"}} {value}", escape(last));
+                }
+                [a, b] => {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{a}=\"{}\",{b}=\"{}\"}} {value}",
+                        escape(first),
+                        escape(last)
+                    );
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -112,21 +135,21 @@ impl Observer for Metrics {
         self.handshakes.fetch_add(1, Ordering::Relaxed);
     }
     fn connected(&self, nsp: &str) {
-        self.connected.signed_add(&[nsp], true);
+        self.connected.add("", nsp, 1);
     }
     fn disconnected(&self, nsp: &str, reason: DisconnectReason) {
-        self.connected.signed_add(&[nsp], false);
-        self.disconnects.add(&[nsp, reason.as_str()], 1);
+        self.connected.add("", nsp, -1);
+        self.disconnects.add(nsp, reason.as_str(), 1);
     }
     fn refused(&self, nsp: &str) {
-        self.refused.add(&[nsp], 1);
+        self.refused.add("", nsp, 1);
     }
     fn event_in(&self, nsp: &str, event: &str, bytes: usize) {
-        self.events_in.add(&[nsp, event], 1);
+        self.events_in.add(nsp, event, 1);
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
     fn event_out(&self, nsp: &str, event: &str, bytes: usize) {
-        self.events_out.add(&[nsp, event], 1);
+        self.events_out.add(nsp, event, 1);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     }
     fn handler(&self, _nsp: &str, _event: &str, elapsed: Duration, failed: bool) {
@@ -140,7 +163,7 @@ impl Observer for Metrics {
         self.handler_sum_us
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         if failed {
-            self.errors.add(&["handler"], 1);
+            self.errors.add("", "handler", 1);
         }
     }
     fn ack_requested(&self, _nsp: &str) {
@@ -153,7 +176,7 @@ impl Observer for Metrics {
         }
     }
     fn parse_error(&self) {
-        self.errors.add(&["parse"], 1);
+        self.errors.add("", "parse", 1);
     }
 }
 
@@ -302,5 +325,11 @@ mod tests {
             text.matches("socketio_events_sent_total{").count(),
             MAX_LABELS + 1
         );
+        m.disconnected("/chat", DisconnectReason::ServerShuttingDown);
+        let text = m.render();
+        assert!(text.contains("socketio_connected_sockets{namespace=\"/chat\"} 0\n"));
+        assert!(text.contains(
+            "socketio_disconnects_total{namespace=\"/chat\",reason=\"server shutting down\"} 1\n"
+        ));
     }
 }
