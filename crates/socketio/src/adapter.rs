@@ -19,6 +19,9 @@ use crate::error::AdapterError;
 use crate::namespace::NsWeak;
 use crate::socket::{AckResponse, Socket};
 
+/// How long a broadcast with acknowledgements waits when no timeout is set.
+pub(crate) const DEFAULT_BROADCAST_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A room name.
 pub type Room = Arc<str>;
 
@@ -433,16 +436,16 @@ impl Adapter for LocalAdapter {
         events: mpsc::UnboundedSender<AckEvent>,
     ) -> Result<(), AdapterError> {
         let sockets = self.local_sockets(opts);
-        let mut count = 0;
-        for socket in &sockets {
-            if socket
-                .send_with_ack_channel(payload, events.clone())
-                .is_ok()
-            {
-                count += 1;
+        let mut sent = Vec::with_capacity(sockets.len());
+        for socket in sockets {
+            if let Ok(id) = socket.send_with_ack_channel(payload, events.clone()) {
+                sent.push((socket, id));
             }
         }
-        let _ = events.send(AckEvent::ClientCount(count));
+        let _ = events.send(AckEvent::ClientCount(sent.len()));
+        // A little after the collector's own deadline, so that no answer in time is dropped.
+        let timeout = opts.flags.timeout.unwrap_or(DEFAULT_BROADCAST_ACK_TIMEOUT);
+        crate::socket::expire_unanswered(sent, timeout + Duration::from_millis(100));
         Ok(())
     }
 

@@ -7,14 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::adapter::{AckEvent, BroadcastOptions, Room, SocketInfo};
+use crate::adapter::{AckEvent, BroadcastOptions, Room, SocketInfo, DEFAULT_BROADCAST_ACK_TIMEOUT};
 use crate::encode::EventPayload;
 use crate::error::{AdapterError, EmitError};
 use crate::namespace::NsInner;
 use crate::socket::{AckResponse, Socket};
-
-/// Default ack timeout of broadcasts without `.timeout()`.
-const DEFAULT_BROADCAST_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A selection of sockets and flags, built from a namespace or a socket.
 #[derive(Clone, Debug)]

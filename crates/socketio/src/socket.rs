@@ -132,6 +132,29 @@ pub(crate) enum AckSlot {
     Channel(mpsc::UnboundedSender<AckEvent>),
 }
 
+/// Frees the ack slots of a broadcast's recipients that have not answered once `after` has
+/// passed (the broadcast's timeout: its collector has given up on them by then), and reports
+/// them as timed out. Without this a client that never answers would keep its slots until it
+/// disconnects. One timer per broadcast, not per recipient.
+pub(crate) fn expire_unanswered(sent: Vec<(Socket, u64)>, after: Duration) {
+    if sent.is_empty() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return; // outside a runtime: the slots go when their sockets disconnect
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(after).await;
+        for (socket, id) in sent {
+            if socket.take_ack(id).is_some() {
+                if let Some(o) = &socket.0.ns.observer {
+                    o.ack_settled(socket.ns_name(), true);
+                }
+            }
+        }
+    });
+}
+
 /// Replies to a client's acknowledgement request. Only the first reply is sent; a handler that
 /// fails before replying gets an error reply instead (see [`ErrorPolicy`]).
 #[derive(Debug, Clone)]
@@ -465,6 +488,9 @@ impl Socket {
         let encoded = encode_event(self.ns_name(), Some(id), &payload, None);
         if let Err(err) = self.send_encoded(&encoded, false) {
             self.take_ack(id);
+            if let Some(o) = &observer {
+                o.ack_settled(self.ns_name(), false);
+            }
             return Err(AckError::Emit(err.to_string()));
         }
         let result = match tokio::time::timeout(timeout, rx).await {
@@ -481,19 +507,29 @@ impl Socket {
         result
     }
 
+    /// Sends one recipient's copy of a broadcast with acknowledgements; the answer goes to
+    /// `events`. Returns the ack id, for [`expire_unanswered`].
     pub(crate) fn send_with_ack_channel(
         &self,
         payload: &EventPayload,
         events: mpsc::UnboundedSender<AckEvent>,
-    ) -> Result<(), EmitError> {
+    ) -> Result<u64, EmitError> {
         if let Some(o) = &self.0.ns.observer {
             o.ack_requested(self.ns_name());
         }
         let id = self.register_ack(AckSlot::Channel(events));
         let encoded = encode_event(self.ns_name(), Some(id), payload, None);
-        self.send_encoded(&encoded, false).inspect_err(|_| {
-            self.take_ack(id);
-        })
+        match self.send_encoded(&encoded, false) {
+            Ok(()) => Ok(id),
+            Err(err) => {
+                if self.take_ack(id).is_some() {
+                    if let Some(o) = &self.0.ns.observer {
+                        o.ack_settled(self.ns_name(), false);
+                    }
+                }
+                Err(err)
+            }
+        }
     }
 
     fn register_ack(&self, slot: AckSlot) -> u64 {

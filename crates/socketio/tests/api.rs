@@ -212,3 +212,77 @@ async fn server_side_disconnect_and_close() {
         .await
         .expect("closed on server close");
 }
+
+/// Counts acknowledgement bookkeeping as the observer sees it.
+#[derive(Default)]
+struct AckCounts {
+    requested: std::sync::atomic::AtomicUsize,
+    settled: std::sync::atomic::AtomicUsize,
+    timed_out: std::sync::atomic::AtomicUsize,
+}
+
+impl socketio::Observer for AckCounts {
+    fn ack_requested(&self, _nsp: &str) {
+        self.requested
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn ack_settled(&self, _nsp: &str, timed_out: bool) {
+        self.settled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if timed_out {
+            self.timed_out
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_ack_slots_of_silent_clients_expire_at_the_timeout() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let counts = std::sync::Arc::new(AckCounts::default());
+    let io = build(|b| b.observer(counts.clone()));
+    let addr = serve(&io).await;
+    let (mut talker, _) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    let (mut silent, _) = RawClient::socketio_handshake(addr, "").await.expect("b");
+
+    let ns = io.of("/");
+    let ask = tokio::spawn(async move {
+        ns.timeout(Duration::from_millis(200))
+            .emit_with_ack("q", &1)
+            .await
+    });
+    // Both get the question with an ack id; only one answers.
+    let question = text(&mut talker).await;
+    let id = question
+        .strip_prefix("42")
+        .and_then(|rest| rest.strip_suffix("[\"q\",1]"))
+        .expect("an event with an ack id")
+        .to_owned();
+    assert!(text(&mut silent).await.ends_with("[\"q\",1]"));
+    talker
+        .send_text(format!("43{id}[\"yes\"]").as_bytes())
+        .await
+        .expect("answer");
+    let outcome = ask.await.expect("join");
+    let partial = outcome.expect_err("one client stayed silent");
+    assert_eq!((partial.responses.len(), partial.missing), (1, 1));
+
+    // The silent client's slot is freed shortly after the timeout, while it stays connected,
+    // and counted as timed out.
+    let deadline = std::time::Instant::now() + WAIT;
+    while counts.settled.load(SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "slot never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counts.requested.load(SeqCst), 2);
+    assert_eq!(counts.timed_out.load(SeqCst), 1);
+    assert_eq!(io.of("/").sockets().len(), 2);
+
+    // A late answer to the expired id is ignored.
+    silent
+        .send_text(format!("43{id}[\"late\"]").as_bytes())
+        .await
+        .expect("late");
+    assert!(nothing_within(&mut silent, 100).await);
+    assert_eq!(counts.settled.load(SeqCst), 2);
+}
