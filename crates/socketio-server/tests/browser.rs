@@ -4,10 +4,9 @@
 //!
 //! Without chromium the test is skipped, except in CI (`CI` set), where `.ci/run` installs it.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 #[test]
 fn demo_page_in_chromium() {
@@ -20,9 +19,10 @@ fn demo_page_in_chromium() {
         eprintln!("skipped: no {chromium} (apt-get install chromium)");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
     assert!(
-        dir.join("node_modules/playwright-core").exists(),
+        common::interop_dir()
+            .join("node_modules/playwright-core")
+            .exists(),
         "playwright-core is not installed: run `npm ci --prefix tests/interop` first"
     );
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-e2e");
@@ -31,36 +31,19 @@ fn demo_page_in_chromium() {
         let _ = std::fs::remove_file(shots.join(old));
     }
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let listen = format!("127.0.0.1:{port}");
     // Development mode (no secret): the page fetches its tokens from /dev/token.
-    let mut server = Command::new(env!("CARGO_BIN_EXE_socketio-server"))
-        .args(["--listen", &listen, "--log-level", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "server/browser.spec.mjs"])
-        .current_dir(&dir)
-        .env("SIO_SERVER_URL", format!("http://{listen}/"))
-        .env("CHROMIUM", &chromium)
-        .env("SCREENSHOT_DIR", &shots)
-        .output()
-        .expect("node runs");
+    let (mut server, listen) = common::start_server(&["--log-level", "warn"]);
+    let (passed, stdout) = common::node_test(
+        "server/browser.spec.mjs",
+        &[
+            ("SIO_SERVER_URL", format!("http://{listen}/")),
+            ("CHROMIUM", chromium.clone()),
+            ("SCREENSHOT_DIR", shots.display().to_string()),
+        ],
+    );
     let _ = server.kill();
     let _ = server.wait();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "browser test failed:\n{stdout}");
+    assert!(passed, "browser test failed:\n{stdout}");
     for shot in ["chat-alice.png", "chat-bob.png"] {
         let path = shots.join(shot);
         let bytes = std::fs::read(&path).unwrap_or_default();

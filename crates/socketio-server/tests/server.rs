@@ -2,18 +2,14 @@
 //! graceful shutdown, exit code 0; and a bad setting refused with one clear line.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use socketio_bench::raw::RawClient;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+mod common;
 
 fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     fetch(addr, path).map(|(status, _, body)| (status, body))
