@@ -231,12 +231,15 @@ impl Engine {
         let mut eio = None;
         let mut transport = None;
         let mut sid = None;
-        for (k, v) in crate::handshake::parse_query(req.uri().query().unwrap_or("")) {
-            match k.as_str() {
-                "EIO" if eio.is_none() => eio = Some(v),
-                "transport" if transport.is_none() => transport = Some(v),
-                "sid" if sid.is_none() => sid = Some(v),
-                _ => {}
+        for (k, v) in crate::handshake::raw_pairs(req.uri().query().unwrap_or("")) {
+            let slot = match &*crate::handshake::decode(k) {
+                "EIO" => &mut eio,
+                "transport" => &mut transport,
+                "sid" => &mut sid,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(crate::handshake::decode(v));
             }
         }
         if eio.as_deref() != Some("4") {

