@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -12,7 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use crate::config::EngineConfig;
 use crate::handshake::RequestInfo;
-use crate::packet::{decode_payload, encode_payload, Frame, Packet};
+use crate::packet::{decode_payload, encode_payload, Frame};
 use crate::session::{heartbeat, CloseReason, Handler, Session, TransportKind};
 use crate::sid::Sid;
 use crate::transport_ws;
@@ -414,26 +415,25 @@ impl EngineInner {
     ) -> Arc<Session> {
         let sid = Sid::generate();
         let session = Arc::new(Session::new(sid, info, transport, Arc::downgrade(self)));
-        let upgrades: &[&str] = if transport == TransportKind::Polling
+        let upgrades = if transport == TransportKind::Polling
             && self.config.allow_upgrades
             && self.config.transports.websocket
         {
-            &["websocket"]
+            r#"["websocket"]"#
         } else {
-            &[]
+            "[]"
         };
-        // Key order as the reference server writes it.
-        let open = format!(
-            r#"{{"sid":"{sid}","upgrades":{},"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
-            serde_json::to_string(upgrades).unwrap_or_else(|_| "[]".into()),
+        // The open packet (`0` and its JSON, key order as the reference server writes it),
+        // written straight into the frame's buffer.
+        let mut open = BytesMut::with_capacity(160);
+        let _ = write!(
+            open,
+            r#"0{{"sid":"{sid}","upgrades":{upgrades},"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
             self.config.ping_interval.as_millis(),
             self.config.ping_timeout.as_millis(),
             self.config.max_payload,
         );
-        let open = Packet::Open(Bytes::from(open));
-        if let Some(text) = open.encode_text() {
-            let _ = session.send(Frame::Text(text));
-        }
+        let _ = session.send(Frame::Text(open.freeze()));
         self.sessions.insert(session.clone());
         session.lock().next_ping = Some(tokio::time::Instant::now() + self.config.ping_interval);
         if transport == TransportKind::Polling {

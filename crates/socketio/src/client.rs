@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use engineio::{Message, Session, Sid};
 
-use crate::encode::{encode_control, encode_event};
+use crate::encode::{encode_connect, encode_control, encode_event};
 use crate::handler::{run_inline, ConnectRequest};
 use crate::namespace::NsInner;
 use crate::packet::{decode, Packet, PacketType, Reassembler};
@@ -18,7 +18,8 @@ pub(crate) struct Client {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) state: Arc<http::Extensions>,
     server: Weak<ServerInner>,
-    sockets: Mutex<Vec<(Box<str>, Socket)>>,
+    /// One socket per joined namespace.
+    sockets: Mutex<Vec<Socket>>,
     reassembler: Mutex<Reassembler>,
 }
 
@@ -72,8 +73,8 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .find(|(nsp, _)| **nsp == *packet.nsp)
-            .map(|(_, s)| s.clone());
+            .find(|s| s.ns_name() == &*packet.nsp)
+            .cloned();
         let Some(socket) = socket else {
             tracing::debug!(sid = %self.session.sid(), nsp = %packet.nsp, "packet for a namespace not joined: closing");
             self.close_all(DisconnectReason::ParseError);
@@ -100,7 +101,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|(nsp, _)| **nsp == *packet.nsp)
+            .any(|s| s.ns_name() == &*packet.nsp)
         {
             tracing::debug!(nsp = %packet.nsp, "already connected to namespace: ignoring CONNECT");
             return;
@@ -149,16 +150,21 @@ impl Client {
             let req = ConnectRequest {
                 session: self.session.clone(),
                 auth: auth.clone(),
-                nsp: ns.name().to_owned(),
+                ns: ns.clone(),
                 extensions: Arc::new(Mutex::new(extensions)),
             };
-            let middlewares = ns
-                .handlers
-                .middlewares
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            for middleware in middlewares {
+            // One at a time (no copy of the list): a middleware added meanwhile runs too.
+            let mut next = 0;
+            loop {
+                let middleware = ns
+                    .handlers
+                    .middlewares
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(next)
+                    .cloned();
+                let Some(middleware) = middleware else { break };
+                next += 1;
                 if let Err(err) = middleware(req.clone()).await {
                     let mut body = serde_json::Map::new();
                     body.insert("message".into(), err.message.clone().into());
@@ -207,15 +213,19 @@ impl Client {
             recovered,
         );
         ns.add_socket(socket.clone());
-        let mut rooms = vec![crate::adapter::Room::from(id.as_str())];
-        if let Some(r) = &restored {
-            rooms.extend(r.session.rooms.iter().cloned());
+        let own = crate::adapter::Room::from(id.as_str());
+        match &restored {
+            Some(r) => {
+                let mut rooms = vec![own];
+                rooms.extend(r.session.rooms.iter().cloned());
+                ns.adapter().add_all(id, &rooms);
+            }
+            None => ns.adapter().add_all(id, std::slice::from_ref(&own)),
         }
-        ns.adapter().add_all(id, &rooms);
         self.sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((ns.name().into(), socket.clone()));
+            .push(socket.clone());
         self.session.cancel_close_at();
         if let Some(o) = &ns.observer {
             o.connected(ns.name());
@@ -226,13 +236,7 @@ impl Client {
                 let _ = socket.send_encoded(&encoded, false);
             }
         }
-        let body = match pid {
-            Some(pid) => format!(r#"{{"sid":"{id}","pid":"{pid}"}}"#),
-            None => format!(r#"{{"sid":"{id}"}}"#),
-        };
-        let _ = self
-            .session
-            .send(encode_control(PacketType::Connect, ns.name(), Some(&body)));
+        let _ = self.session.send(encode_connect(ns.name(), id, pid));
         let handler = ns
             .handlers
             .on_connect
@@ -250,7 +254,7 @@ impl Client {
         self.sockets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(name, _)| **name != *nsp);
+            .retain(|s| s.ns_name() != nsp);
     }
 
     /// Disconnects every socket of this connection with `reason`.
@@ -260,7 +264,6 @@ impl Client {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
-            .map(|(_, s)| s)
             .collect();
         for socket in sockets {
             socket.close(reason);

@@ -2,7 +2,7 @@
 //! header and JSON, followed by binary attachment frames). Pure apart from serde.
 
 use bytes::{Bytes, BytesMut};
-use engineio::Frame;
+use engineio::{Frame, Sid};
 use serde::Serialize;
 
 use crate::binary::collect_attachments;
@@ -307,6 +307,21 @@ pub(crate) fn encode_control(kind: PacketType, nsp: &str, body: Option<&str>) ->
     Frame::Text(out.freeze())
 }
 
+/// The CONNECT answer: `40<nsp,>{"sid":"…"}`, with `"pid"` when recovery is on.
+pub(crate) fn encode_connect(nsp: &str, sid: Sid, pid: Option<Sid>) -> Frame {
+    let mut out = BytesMut::with_capacity(64 + nsp.len());
+    out.extend_from_slice(b"4");
+    write_header(&mut out, PacketType::Connect, 0, nsp, None, true);
+    out.extend_from_slice(b"{\"sid\":\"");
+    out.extend_from_slice(sid.as_str().as_bytes());
+    if let Some(pid) = pid {
+        out.extend_from_slice(b"\",\"pid\":\"");
+        out.extend_from_slice(pid.as_str().as_bytes());
+    }
+    out.extend_from_slice(b"\"}");
+    Frame::Text(out.freeze())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +332,23 @@ mod tests {
             Frame::Text(b) => String::from_utf8(b.to_vec()).expect("utf8"),
             Frame::Binary(_) => panic!("binary"),
         }
+    }
+
+    #[test]
+    fn connect_answer() {
+        let sid = Sid::generate();
+        let text = |f: Frame| match f {
+            Frame::Text(b) => String::from_utf8(b.to_vec()).expect("utf8"),
+            Frame::Binary(_) => panic!("binary"),
+        };
+        assert_eq!(
+            text(encode_connect("/", sid, None)),
+            format!(r#"40{{"sid":"{sid}"}}"#)
+        );
+        assert_eq!(
+            text(encode_connect("/chat", sid, Some(sid))),
+            format!(r#"40/chat,{{"sid":"{sid}","pid":"{sid}"}}"#)
+        );
     }
 
     #[test]

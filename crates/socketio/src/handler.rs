@@ -209,14 +209,14 @@ pub(crate) fn erase<M, H: EventHandler<M>>(handler: H) -> ErasedHandler {
 pub struct ConnectRequest {
     pub(crate) session: Arc<engineio::Session>,
     pub(crate) auth: Arc<serde_json::Value>,
-    pub(crate) nsp: String,
+    pub(crate) ns: Arc<crate::namespace::NsInner>,
     pub(crate) extensions: Arc<Mutex<http::Extensions>>,
 }
 
 impl std::fmt::Debug for ConnectRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectRequest")
-            .field("nsp", &self.nsp)
+            .field("nsp", &self.ns.name())
             .finish_non_exhaustive()
     }
 }
@@ -254,7 +254,7 @@ impl ConnectRequest {
 
     /// The namespace being joined.
     pub fn namespace(&self) -> &str {
-        &self.nsp
+        self.ns.name()
     }
 
     /// Attaches typed data (for example the authenticated user) to the socket.

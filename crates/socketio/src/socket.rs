@@ -1,6 +1,7 @@
 //! A socket: one client connected to one namespace. Owns its event handlers, its pending
 //! acknowledgements in both directions and its typed data; rooms live in the adapter.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -234,7 +235,7 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) client: Arc<Client>,
     pub(crate) auth: serde_json::Value,
-    handlers: RwLock<Vec<(Box<str>, ErasedHandler)>>,
+    handlers: RwLock<Vec<(Cow<'static, str>, ErasedHandler)>>,
     any_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
@@ -339,14 +340,14 @@ impl Socket {
 
     /// Registers the handler of an event. Register handlers before the connection handler's
     /// first `.await` so that no early event finds none.
-    pub fn on<M, H: EventHandler<M>>(&self, event: impl Into<String>, handler: H) {
-        let event: String = event.into();
+    pub fn on<M, H: EventHandler<M>>(&self, event: impl Into<Cow<'static, str>>, handler: H) {
+        let event = event.into();
         let handler = erase(handler);
         let mut handlers = self.0.handlers.write().unwrap_or_else(|e| e.into_inner());
         // A few handlers per socket: a vector beats a hash map in memory and lookup time.
         match handlers.iter_mut().find(|(name, _)| **name == *event) {
             Some(slot) => slot.1 = handler,
-            None => handlers.push((event.into_boxed_str(), handler)),
+            None => handlers.push((event, handler)),
         }
     }
 
