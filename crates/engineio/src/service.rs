@@ -120,6 +120,10 @@ async fn accept_loop(
 ) -> std::io::Result<()> {
     // Resolves when `stop` is used or dropped (the caller gave up on this future).
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    // TCP_NODELAY on the listener: where accepted sockets inherit it (Linux does), that saves a
+    // system call per connection. The first accepted socket tells whether they do.
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
+    let mut inherits_nodelay = None;
     let mut task = tokio::spawn(async move {
         loop {
             let (stream, addr) = tokio::select! {
@@ -134,7 +138,11 @@ async fn accept_loop(
                     }
                 },
             };
-            let _ = stream.set_nodelay(true);
+            let inherited =
+                *inherits_nodelay.get_or_insert_with(|| stream.nodelay().unwrap_or(false));
+            if !inherited {
+                let _ = stream.set_nodelay(true);
+            }
             each(stream, addr);
         }
     });
@@ -312,4 +320,35 @@ where
         tokio::spawn(serve_hyper(stream, addr, service.clone()));
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay_and_the_loop_stops() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (seen, mut nodelay) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(accept_loop(
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+            move |stream, _| {
+                let _ = seen.send(stream.nodelay().ok());
+            },
+        ));
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+            assert_eq!(nodelay.recv().await, Some(Some(true)));
+        }
+        let _ = stop.send(());
+        server.await.expect("join").expect("clean stop");
+        // The listener is closed once the loop has returned.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
 }
