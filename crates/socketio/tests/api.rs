@@ -2,7 +2,6 @@
 //! sockets, broadcast operators, server-side disconnects, the connect timeout and the handshake
 //! hook.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use socketio::{Refusal, Socket, SocketIo, SocketIoBuilder};
@@ -10,15 +9,9 @@ use socketio_bench::raw::RawClient;
 
 const WAIT: Duration = Duration::from_secs(3);
 
-async fn serve(io: &SocketIo) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let io = io.clone();
-    tokio::spawn(async move { io.serve(listener).await });
-    addr
-}
+mod common;
+
+use common::serve;
 
 async fn text(client: &mut RawClient) -> String {
     let bytes = client

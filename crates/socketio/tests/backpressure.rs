@@ -3,11 +3,13 @@
 //! reading get every message.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use socketio::{DisconnectReason, Socket, SocketIo};
 use socketio_bench::raw::RawClient;
+
+mod common;
 
 fn rss_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -26,26 +28,14 @@ async fn slow_consumer_is_disconnected_and_others_get_everything() {
     const LIMIT: usize = 1024 * 1024;
 
     let io = SocketIo::builder().max_buffered(LIMIT).build();
-    let reasons: Arc<Mutex<Vec<(String, DisconnectReason)>>> = Arc::default();
+    let reasons = common::Reasons::default();
     let record = reasons.clone();
     io.of("/").on_connection(move |socket: Socket| {
         socket.join("feed");
-        let record = record.clone();
-        socket.on_disconnect(move |socket: Socket, reason| {
-            record
-                .lock()
-                .expect("lock")
-                .push((socket.id().to_string(), reason));
-            async {}
-        });
+        common::record_disconnect(&socket, &record);
         async {}
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = io.clone();
-    tokio::spawn(async move { server.serve(listener).await });
+    let addr = common::serve(&io).await;
 
     let received = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();

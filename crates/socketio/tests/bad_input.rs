@@ -2,7 +2,7 @@
 //! reason, and a healthy client on the same server keeps being served.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engineio::ws_codec::OpCode;
@@ -10,7 +10,9 @@ use socketio::{AckSender, Data, DisconnectReason, Socket, SocketIo};
 use socketio_bench::raw::RawClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-type Reasons = Arc<Mutex<Vec<(String, DisconnectReason)>>>;
+mod common;
+
+use common::Reasons;
 
 async fn server() -> (SocketAddr, Reasons) {
     let io = SocketIo::builder().build();
@@ -24,21 +26,10 @@ async fn server() -> (SocketAddr, Reasons) {
                 let _ = ack.send(&v);
             },
         );
-        socket.on_disconnect(move |socket: Socket, reason| {
-            record
-                .lock()
-                .expect("lock")
-                .push((socket.id().to_string(), reason));
-            async {}
-        });
+        common::record_disconnect(&socket, &record);
         async {}
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { io.serve(listener).await });
-    (addr, reasons)
+    (common::serve(&io).await, reasons)
 }
 
 async fn assert_healthy(client: &mut RawClient, n: usize) {
