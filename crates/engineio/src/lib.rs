@@ -42,6 +42,8 @@ pub use config::{AllowFuture, AllowRequest, Cors, EngineConfig, Refusal, Transpo
 pub use engine::{Engine, ResponseBody};
 pub use handshake::{parse_query, RemoteAddr, RequestInfo};
 pub use packet::Frame;
-pub use service::{serve, serve_engine, serve_with_shutdown, EngineService};
+pub use service::{
+    inspect_head, serve, serve_engine, serve_with_shutdown, EngineService, HttpBody, HttpService,
+};
 pub use session::{CloseReason, Handler, Message, SendError, Session, TransportKind};
 pub use sid::Sid;

@@ -59,6 +59,39 @@ where
     }
 }
 
+/// What the listeners accept as the application: a cloneable tower service answering hyper's
+/// requests, such as an axum `Router` or an [`EngineService`]. Implemented for every such type.
+pub trait HttpService<B>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The response body of an [`HttpService`]. Implemented for every such type.
+pub trait HttpBody:
+    Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
+impl<B> HttpBody for B where
+    B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
 /// Serves `engine` on `listener` until `shutdown` completes: WebSocket handshakes for the
 /// engine's path are answered directly (one write for the `101` answer and the open packet, no
 /// HTTP connection state kept), every other request is served by hyper with `service`.
@@ -69,13 +102,8 @@ pub async fn serve_engine<S, B>(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: HttpBody,
 {
     accept_loop(listener, shutdown, move |mut stream, addr| {
         let (engine, service) = (engine.clone(), service.clone());
@@ -177,25 +205,36 @@ fn websocket_request(
     head: &[u8],
     addr: std::net::SocketAddr,
 ) -> Option<(Request<http_body_util::Empty<Bytes>>, usize)> {
+    let (req, consumed) = parse_get_head(head, addr)?;
+    (engine.matches(req.uri().path()) && crate::transport_ws::is_upgrade_request(&req))
+        .then_some((req, consumed))
+}
+
+/// Parses a request head read by the standalone listener into a request (without body) and the
+/// number of bytes the head took. `None` unless it is a complete GET with at most 32 valid headers.
+///
+/// Every header value goes into one buffer of its own, exactly sized: the session can keep
+/// slices of it (one allocation, not one per header, and not the whole read buffer).
+pub(crate) fn parse_get_head(
+    head: &[u8],
+    addr: std::net::SocketAddr,
+) -> Option<(Request<http_body_util::Empty<Bytes>>, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut parsed = httparse::Request::new(&mut headers);
     let consumed = match parsed.parse(head) {
         Ok(httparse::Status::Complete(n)) => n,
         _ => return None,
     };
-    let path = parsed.path?;
-    if parsed.method != Some("GET") || !engine.matches(path.split('?').next().unwrap_or("")) {
+    if parsed.method != Some("GET") {
         return None;
     }
     let mut req = Request::builder()
         .method(http::Method::GET)
-        .uri(path)
+        .uri(parsed.path?)
         .extension(RemoteAddr(addr))
         .extension(crate::handshake::OwnedHead)
         .body(http_body_util::Empty::new())
         .ok()?;
-    // Every header value goes into one buffer of its own, exactly sized: the session can keep
-    // slices of it (one allocation, not one per header, and not the whole read buffer).
     let total = parsed.headers.iter().map(|h| h.value.len()).sum();
     let mut values = Vec::with_capacity(total);
     for h in parsed.headers.iter() {
@@ -211,19 +250,24 @@ fn websocket_request(
         let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         headers.append(name, http::HeaderValue::from_maybe_shared(value).ok()?);
     }
-    crate::transport_ws::is_upgrade_request(&req).then_some((req, consumed))
+    Some((req, consumed))
+}
+
+/// What the server would keep of a request head read by the standalone listener. Public for the
+/// fuzz target only.
+#[doc(hidden)]
+pub fn inspect_head(head: &[u8]) -> Option<(crate::RequestInfo, usize)> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let (req, consumed) = parse_get_head(head, addr)?;
+    let (parts, _) = req.into_parts();
+    Some((crate::RequestInfo::from_parts(&parts), consumed))
 }
 
 async fn serve_hyper<IO, S, B>(io: IO, addr: std::net::SocketAddr, service: S)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: HttpBody,
 {
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(RemoteAddr(addr));
@@ -289,13 +333,8 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<IO> {
 /// Serves `service` on `listener` until the process ends. Each request carries a [`RemoteAddr`].
 pub async fn serve<S, B>(listener: TcpListener, service: S) -> std::io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: HttpBody,
 {
     serve_with_shutdown(listener, service, std::future::pending()).await
 }
@@ -308,13 +347,8 @@ pub async fn serve_with_shutdown<S, B>(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: HttpBody,
 {
     accept_loop(listener, shutdown, move |stream, addr| {
         tokio::spawn(serve_hyper(stream, addr, service.clone()));
