@@ -1,7 +1,6 @@
 //! The Engine.IO server: session registry and HTTP request routing (handshake, long-polling
 //! GET/POST, WebSocket upgrade), answering invalid requests the way the reference server does.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
@@ -74,7 +73,7 @@ fn text_response(
     res
 }
 
-type Shard = RwLock<HashMap<Sid, Arc<Session>>>;
+type Shard = RwLock<crate::sid::SidMap<Arc<Session>>>;
 
 pub(crate) struct Sessions {
     shards: Box<[Shard]>,
@@ -83,7 +82,7 @@ pub(crate) struct Sessions {
 impl Sessions {
     fn new() -> Sessions {
         Sessions {
-            shards: (0..16).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..16).map(|_| RwLock::default()).collect(),
         }
     }
     fn shard(&self, sid: &Sid) -> &Shard {

@@ -46,4 +46,4 @@ pub use service::{
     inspect_head, serve, serve_engine, serve_with_shutdown, EngineService, HttpBody, HttpService,
 };
 pub use session::{CloseReason, Handler, Message, SendError, Session, TransportKind};
-pub use sid::Sid;
+pub use sid::{Sid, SidHasher, SidMap, SidSet};

@@ -176,8 +176,8 @@ impl Default for RecoveryConfig {
 
 #[derive(Default)]
 struct RoomIndex {
-    rooms: HashMap<Room, HashSet<Sid>>,
-    sids: HashMap<Sid, HashSet<Room>>,
+    rooms: HashMap<Room, engineio::SidSet>,
+    sids: engineio::SidMap<HashSet<Room>>,
 }
 
 struct LoggedPacket {
@@ -191,7 +191,7 @@ struct LoggedPacket {
 struct RecoveryStore {
     config: RecoveryConfig,
     packets: VecDeque<LoggedPacket>,
-    sessions: HashMap<Sid, (PersistedSession, Instant)>,
+    sessions: engineio::SidMap<(PersistedSession, Instant)>,
     last_ms: u64,
     seq: u64,
 }
@@ -264,7 +264,7 @@ impl LocalAdapter {
                 Mutex::new(RecoveryStore {
                     config,
                     packets: VecDeque::new(),
-                    sessions: HashMap::new(),
+                    sessions: engineio::SidMap::default(),
                     last_ms: 0,
                     seq: 0,
                 })
@@ -316,7 +316,7 @@ impl LocalAdapter {
             }
             return out;
         }
-        let mut seen = HashSet::new();
+        let mut seen = engineio::SidSet::default();
         for room in &opts.rooms {
             if let Some(members) = index.rooms.get(room) {
                 seen.extend(members.iter().filter(|s| !excluded(s)).copied());

@@ -1,7 +1,6 @@
 //! Namespaces: their middleware chain and connection handler, their live sockets and their
 //! adapter. A dynamic namespace family shares one set of handlers among its children.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
@@ -25,7 +24,7 @@ pub(crate) struct NsHandlers {
 pub(crate) struct NsInner {
     name: String,
     pub(crate) handlers: Arc<NsHandlers>,
-    sockets: RwLock<HashMap<Sid, Socket>>,
+    sockets: RwLock<engineio::SidMap<Socket>>,
     adapter: OnceLock<Arc<dyn Adapter>>,
     pub(crate) recovery: Option<RecoveryConfig>,
     pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
@@ -68,7 +67,7 @@ impl NsInner {
         let ns = Arc::new(NsInner {
             name,
             handlers,
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::default(),
             adapter: OnceLock::new(),
             recovery,
             observer,
