@@ -3,8 +3,8 @@
 //! input fails the handler; the client gets an error ack or an `error` event with the reason.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use socketio::{AckSender, ConnectRequest, Data, HandlerError, Socket, SocketIo};
@@ -62,8 +62,39 @@ struct Typing {
     room: String,
 }
 
-/// Registers `/chat` with its auth middleware and handlers.
-pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>) {
+/// A token bucket: `rate` events per second, bursts of up to `2 * rate`.
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32) -> RateLimit {
+        let rate = f64::from(rate);
+        RateLimit {
+            rate,
+            tokens: 2.0 * rate,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(2.0 * self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+    }
+}
+
+/// Registers `/chat` with its auth middleware and handlers; `rate_limit` events per second per
+/// socket (0: no limit).
+pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>, rate_limit: u32) {
     io.of("/chat")
         .use_middleware(move |req: ConnectRequest| {
             let verdict = auth.verify(req.auth_value());
@@ -72,7 +103,7 @@ pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>) {
                 Ok(())
             }
         })
-        .on_connection(|socket: Socket| async move {
+        .on_connection(move |socket: Socket| async move {
             let Some(user) = socket.get::<User>() else {
                 return;
             };
@@ -82,6 +113,22 @@ pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>) {
             socket.on_disconnect(|socket: Socket, reason| async move {
                 tracing::info!(sid = %socket.id(), %reason, "left /chat");
             });
+            if rate_limit > 0 {
+                // Over the limit, an event is refused (error ack or `error` event) and dropped.
+                let bucket = Mutex::new(RateLimit::new(rate_limit));
+                socket.use_packet(move |_, _, _| {
+                    let verdict = bucket
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take(Instant::now());
+                    verdict.map_err(|wait| {
+                        HandlerError::new("rate limited").with_data(serde_json::json!({
+                            "reason": format!("more than {rate_limit} events per second"),
+                            "retry_after_ms": wait.as_millis() as u64 + 1,
+                        }))
+                    })
+                });
+            }
             handlers(&socket);
         });
 }
@@ -183,4 +230,25 @@ fn handlers(socket: &Socket) {
             Ok::<_, HandlerError>(())
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_allows_bursts_then_refills() {
+        let start = Instant::now();
+        let mut bucket = RateLimit::new(10);
+        for _ in 0..20 {
+            assert!(bucket.take(start).is_ok());
+        }
+        let wait = bucket.take(start).expect_err("burst used up");
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        // 250 ms later: 2.5 tokens.
+        let later = start + Duration::from_millis(250);
+        assert!(bucket.take(later).is_ok());
+        assert!(bucket.take(later).is_ok());
+        assert!(bucket.take(later).is_err());
+    }
 }

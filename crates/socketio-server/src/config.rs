@@ -102,6 +102,9 @@ pub(crate) struct Config {
     pub(crate) auth_audience: Option<String>,
     /// `auth.dev`: without a secret, use a random one and issue development tokens.
     pub(crate) auth_dev: bool,
+    /// `chat.rate_limit`: events per second each `/chat` socket may send (bursts of twice
+    /// that); 0 turns the limit off.
+    pub(crate) chat_rate_limit: u32,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             auth_issuer: None,
             auth_audience: None,
             auth_dev: true,
+            chat_rate_limit: 20,
         }
     }
 }
@@ -182,6 +186,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("auth.issuer", "SOCKETIO_AUTH_ISSUER", "--auth-issuer"),
     ("auth.audience", "SOCKETIO_AUTH_AUDIENCE", "--auth-audience"),
     ("auth.dev", "SOCKETIO_AUTH_DEV", "--auth-dev"),
+    (
+        "chat.rate_limit",
+        "SOCKETIO_CHAT_RATE_LIMIT",
+        "--chat-rate-limit",
+    ),
 ];
 
 fn millis(setting: &str, value: &str) -> Result<Duration, ConfigError> {
@@ -293,6 +302,14 @@ impl Config {
                 self.auth_audience = Some(value.to_owned()).filter(|v| !v.is_empty())
             }
             "auth.dev" => self.auth_dev = boolean(setting, value)?,
+            "chat.rate_limit" => {
+                self.chat_rate_limit = value.parse().map_err(|_| {
+                    invalid(
+                        setting,
+                        format!("'{value}' is not a number of events per second"),
+                    )
+                })?
+            }
             other => return Err(ConfigError::Unknown(other.to_owned())),
         }
         Ok(())
@@ -455,6 +472,11 @@ mod tests {
             ),
             (vec!["--listen=127.0.0.1:70000"], vec![], "server.listen:"),
             (vec!["--colour", "blue"], vec![], "unknown option --colour"),
+            (
+                vec!["--chat-rate-limit", "-1"],
+                vec![],
+                "chat.rate_limit: '-1' is not a number of events per second",
+            ),
             (
                 vec![],
                 vec![("SOCKETIO_PING_TIMEOUT_MS", "soon")],

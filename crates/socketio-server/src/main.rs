@@ -109,7 +109,7 @@ async fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::default());
     let io = build_io(&config, metrics.clone());
     let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
-    chat::register(&io, auth.clone());
+    chat::register(&io, auth.clone(), config.chat_rate_limit);
     let ready = Arc::new(AtomicBool::new(true));
     let readiness = ready.clone();
     let mut app = Router::new();

@@ -121,6 +121,26 @@ describe("/chat demo", () => {
   });
 });
 
+describe("rate limit", () => {
+  it("refuses events past the per-socket limit with a reason, then recovers", async () => {
+    // The binary's default: 20 events/s per socket, bursts of 40.
+    const s = await connected("rusher");
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, () => s.timeout(3000).emitWithAck("whoami")),
+    );
+    const limited = answers.filter((a) => a.error);
+    const served = answers.filter((a) => a.id === "rusher");
+    assert.ok(served.length >= 40, `served ${served.length}`);
+    assert.ok(limited.length >= 10, `limited ${limited.length}`);
+    assert.equal(limited[0].error.message, "rate limited");
+    assert.match(limited[0].error.data.reason, /more than 20 events per second/);
+    assert.ok(limited[0].error.data.retry_after_ms > 0);
+    // The connection stays, and the bucket refills.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await s.emitWithAck("whoami"), { id: "rusher", name: "rusher" });
+  });
+});
+
 describe("graceful shutdown", () => {
   it("keeps serving through the drain period, then disconnects", async () => {
     const alice = await connected("alice");
