@@ -4,8 +4,8 @@ use serde::Serialize;
 use std::fmt;
 
 /// An error returned by an event handler (or a failed argument extraction). It is logged with the
-/// socket id and event name and sent to the client according to the [`ErrorPolicy`]
-/// (`crate::ErrorPolicy`).
+/// socket id and event name and sent to the client according to the
+/// [`ErrorPolicy`](crate::ErrorPolicy).
 ///
 /// Any `std::error::Error` converts into it with `?`; use [`HandlerError::new`] for a message and
 /// [`HandlerError::with_data`] for structured details.
