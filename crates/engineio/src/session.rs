@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use crate::engine::EngineInner;
@@ -125,6 +125,14 @@ pub(crate) struct State {
     pub(crate) next_ping: Option<tokio::time::Instant>,
     /// When the session is closed unless the deadline is cancelled (see [`Session::close_at`]).
     pub(crate) close_at: Option<tokio::time::Instant>,
+    /// The WebSocket's TCP stream, when senders may write to it themselves (write-through):
+    /// set by the connection task of a plain TCP WebSocket, cleared when it ends.
+    pub(crate) wire: Option<Arc<tokio::net::TcpStream>>,
+    /// Bytes must reach the wire before anything else: held in `pending_wire`, or being
+    /// written by the connection task. Senders queue instead of writing while it is set.
+    pub(crate) wire_busy: bool,
+    /// The rest of a write-through the socket did not take; the connection task writes it first.
+    pub(crate) pending_wire: Option<BytesMut>,
 }
 
 /// One client session. Cheap to share (`Arc<Session>`).
@@ -171,6 +179,9 @@ impl Session {
                 pong_deadline: None,
                 next_ping: None,
                 close_at: None,
+                wire: None,
+                wire_busy: false,
+                pending_wire: None,
             }),
             changed: Notify::new(),
             pong: Notify::new(),
@@ -256,6 +267,16 @@ impl Session {
             tracing::warn!(sid = %self.sid, "client queue over {max} bytes: disconnecting slow consumer");
             self.close_with(CloseReason::SlowConsumer);
             return Err(SendError::SlowConsumer);
+        }
+        // Nothing ahead of these frames and an idle socket: write them now, from here, instead
+        // of waking the connection task to do it.
+        if before.0 == 0
+            && !state.wire_busy
+            && state.wire.is_some()
+            && !crate::transport_ws::is_dispatching(self)
+            && crate::transport_ws::write_through(&mut state)
+        {
+            return Ok(());
         }
         drop(state);
         self.changed.notify_waiters();

@@ -70,7 +70,10 @@ pub(crate) fn accept<B: Send + 'static>(
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => run(engine, parts.io.into_inner(), parts.read_buf, target).await,
+                Ok(parts) => {
+                    let io = SharedStream(Arc::new(parts.io.into_inner()));
+                    run(engine, io, parts.read_buf, target).await
+                }
                 // Another server's IO type: rare, so its state machine is boxed.
                 Err(upgraded) => {
                     Box::pin(run(engine, TokioIo::new(upgraded), Bytes::new(), target)).await
@@ -94,6 +97,68 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
 }
 
+/// What a connection task reads and writes: any byte stream, and for a plain TCP stream also
+/// the stream itself, which senders may then write to directly (see [`write_through`]).
+trait ConnIo: AsyncRead + AsyncWrite + Unpin {
+    fn wire(&self) -> Option<Arc<TcpStream>> {
+        None
+    }
+}
+
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin> ConnIo for TokioIo<T> {}
+
+/// A TCP stream shared between its connection task and the session's senders. Reads and writes
+/// go through readiness and non-blocking calls, which take `&TcpStream`.
+struct SharedStream(Arc<TcpStream>);
+
+impl ConnIo for SharedStream {
+    fn wire(&self) -> Option<Arc<TcpStream>> {
+        Some(self.0.clone())
+    }
+}
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
+    }
+}
+
 struct Conn<IO> {
     io: IO,
     buf: BytesMut,
@@ -102,7 +167,7 @@ struct Conn<IO> {
     preamble: Option<Bytes>,
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
+impl<IO: ConnIo> Conn<IO> {
     /// Reads what is available; `Ok(0)` at end of stream.
     fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let spare = self.buf.capacity() - self.buf.len();
@@ -178,19 +243,21 @@ pub(crate) async fn run_direct(
     target: Target,
     head: Bytes,
 ) {
-    run_with(engine, io, leftover, target, Some(head)).await;
+    run_with(
+        engine,
+        SharedStream(Arc::new(io)),
+        leftover,
+        target,
+        Some(head),
+    )
+    .await;
 }
 
-async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
-    engine: Arc<EngineInner>,
-    io: IO,
-    leftover: Bytes,
-    target: Target,
-) {
+async fn run<IO: ConnIo>(engine: Arc<EngineInner>, io: IO, leftover: Bytes, target: Target) {
     run_with(engine, io, leftover, target, None).await;
 }
 
-async fn run_with<IO: AsyncRead + AsyncWrite + Unpin>(
+async fn run_with<IO: ConnIo>(
     engine: Arc<EngineInner>,
     io: IO,
     leftover: Bytes,
@@ -262,16 +329,21 @@ async fn run_with<IO: AsyncRead + AsyncWrite + Unpin>(
     let reason = serve(&mut conn, &session, engine.config.ping_timeout).await;
     session.close_with(reason);
     let mut out = BytesMut::new();
+    {
+        // Senders stop writing (the session is closed); finish what one of them started.
+        let mut state = session.lock();
+        state.wire = None;
+        if let Some(rest) = state.pending_wire.take() {
+            out.extend_from_slice(&rest);
+        }
+    }
     ws_codec::encode_close(1000, &mut out);
     let _ = conn.io.write_all(&out).await;
     let _ = conn.io.shutdown().await;
 }
 
 /// The upgrade exchange: `2probe` → `3probe`, pending poll ends with `6`, then `5` switches.
-async fn probe<IO: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<IO>,
-    session: &Arc<Session>,
-) -> Result<(), ()> {
+async fn probe<IO: ConnIo>(conn: &mut Conn<IO>, session: &Arc<Session>) -> Result<(), ()> {
     // Like the reference server: once probed, a pending poll is ended with a noop every 100 ms,
     // so that a poll about to carry real data usually does.
     let mut noop_tick = tokio::time::interval(std::time::Duration::from_millis(100));
@@ -335,7 +407,7 @@ async fn probe<IO: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The main loop: flush queued frames, then wait for either new frames or client bytes.
-async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
+async fn serve<IO: ConnIo>(
     conn: &mut Conn<IO>,
     session: &Arc<Session>,
     ping_timeout: std::time::Duration,
@@ -343,6 +415,13 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
     let timer = tokio::time::sleep_until(far);
     tokio::pin!(timer);
+    {
+        // From here senders may write to a plain TCP socket themselves, once the `101` answer
+        // (if still unsent) is out.
+        let mut state = session.lock();
+        state.wire = conn.io.wire();
+        state.wire_busy = conn.preamble.is_some();
+    }
     // Frames that arrived in the same read as the upgrade packet are already buffered.
     if let Err(reason) = drain_messages(conn, session).await {
         return reason;
@@ -360,6 +439,7 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             if !Box::pin(write_blocked(conn, session, rest)).await {
                 return CloseReason::TransportError;
             }
+            session.lock().wire_busy = false;
             continue;
         }
         let changed = session.changed.notified();
@@ -401,11 +481,7 @@ async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
 
 /// Waits until a blocked write completes, or the session closes meanwhile (a slow consumer
 /// disconnected by a sender). Returns false when the write failed.
-async fn write_blocked<IO: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<IO>,
-    session: &Session,
-    rest: BytesMut,
-) -> bool {
+async fn write_blocked<IO: ConnIo>(conn: &mut Conn<IO>, session: &Session, rest: BytesMut) -> bool {
     let closed = session.changed.notified();
     tokio::select! {
         biased;
@@ -431,30 +507,40 @@ thread_local! {
     static WRITE_SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
+/// Encodes queued frames (at most `WRITE_BATCH` bytes' worth, at least one) into `out`.
+fn encode_queued(state: &mut crate::session::State, out: &mut BytesMut) {
+    Session::drain_frames(state, WRITE_BATCH, |frame| {
+        let (opcode, bytes) = match &frame {
+            Frame::Text(b) => (OpCode::Text, b),
+            Frame::Binary(b) => (OpCode::Binary, b),
+        };
+        ws_codec::encode_header(opcode, bytes.len(), &mut *out);
+        out.extend_from_slice(bytes);
+    });
+}
+
 /// Encodes queued frames into the thread's scratch buffer and writes as much as the socket takes
 /// without waiting. Only bytes the socket did not take are copied into an owned buffer.
-fn flush_now<IO: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<IO>, session: &Session) -> Flush {
+///
+/// The write happens under the session lock, so that a sender's write-through (see
+/// [`write_through`]) can never slip in between and reorder the stream.
+fn flush_now<IO: ConnIo>(conn: &mut Conn<IO>, session: &Session) -> Flush {
     WRITE_SCRATCH.with(|scratch| {
         let mut out = scratch.borrow_mut();
         out.clear();
+        let mut state = session.lock();
+        if let Some(reason) = state.closed {
+            return Flush::Closed(reason);
+        }
         // The direct path's `101` answer leaves with the first frames, or alone.
         if let Some(head) = conn.preamble.take() {
             out.extend_from_slice(&head);
         }
-        {
-            let mut state = session.lock();
-            if let Some(reason) = state.closed {
-                return Flush::Closed(reason);
-            }
-            Session::drain_frames(&mut state, WRITE_BATCH, |frame| {
-                let (opcode, bytes) = match &frame {
-                    Frame::Text(b) => (OpCode::Text, b),
-                    Frame::Binary(b) => (OpCode::Binary, b),
-                };
-                ws_codec::encode_header(opcode, bytes.len(), &mut *out);
-                out.extend_from_slice(bytes);
-            });
+        // What a sender's write-through left goes before anything queued after it.
+        if let Some(rest) = state.pending_wire.take() {
+            out.extend_from_slice(&rest);
         }
+        encode_queued(&mut state, &mut out);
         if out.is_empty() {
             return Flush::Idle;
         }
@@ -469,15 +555,106 @@ fn flush_now<IO: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<IO>, session: &
             }
         }
         if written == out.len() {
+            state.wire_busy = false;
             // Keep a moderate scratch buffer; give back a large one.
             if out.capacity() > 4 * WRITE_BATCH {
                 *out = BytesMut::new();
             }
             Flush::Written
         } else {
+            // Until the rest is out, senders queue instead of writing.
+            state.wire_busy = true;
             Flush::Partial(BytesMut::from(&out[written..]))
         }
     })
+}
+
+thread_local! {
+    /// The session whose incoming messages this thread is handing to the upper layer, if any.
+    static DISPATCHING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks `session` as being dispatched on this thread until dropped.
+struct Dispatching(usize);
+
+impl Dispatching {
+    fn enter(session: &Session) -> Dispatching {
+        Dispatching(DISPATCHING.with(|d| d.replace(std::ptr::from_ref(session) as usize)))
+    }
+}
+
+impl Drop for Dispatching {
+    fn drop(&mut self) {
+        DISPATCHING.with(|d| d.set(self.0));
+    }
+}
+
+/// Whether `session`'s own connection task is the caller, dispatching a message it read: its
+/// replies are better left queued, to leave in one write after the whole read is handled.
+pub(crate) fn is_dispatching(session: &Session) -> bool {
+    DISPATCHING.with(|d| d.get() == std::ptr::from_ref(session) as usize)
+}
+
+/// Write-through: a sender that just queued frames behind nothing, on an idle WebSocket, writes
+/// them itself (under the session lock) instead of waking the connection task. Returns true
+/// when everything went out; otherwise the rest waits in `pending_wire` (or the queue) for the
+/// connection task, which the caller must wake.
+pub(crate) fn write_through(state: &mut crate::session::State) -> bool {
+    let Some(wire) = state.wire.take() else {
+        return false;
+    };
+    let done = WRITE_SCRATCH.with(|scratch| {
+        // In use further up this thread's stack: leave the frames to the connection task.
+        let Ok(mut out) = scratch.try_borrow_mut() else {
+            return false;
+        };
+        out.clear();
+        encode_queued(state, &mut out);
+        let mut written = 0;
+        while written < out.len() {
+            match wire.try_write(&out[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Full (WouldBlock) or failed: the connection task takes over and finds out.
+                Err(_) => break,
+            }
+        }
+        if written < out.len() {
+            state.pending_wire = Some(BytesMut::from(&out[written..]));
+            state.wire_busy = true;
+        }
+        if out.capacity() > 4 * WRITE_BATCH {
+            *out = BytesMut::new();
+        }
+        written == out.len() && state.frames.is_empty()
+    });
+    state.wire = Some(wire);
+    done
+}
+
+/// Writes one frame of the connection task's own (a pong, a close) behind whatever must go
+/// first, keeping senders off the wire meanwhile.
+async fn write_own_frame<IO: ConnIo>(
+    conn: &mut Conn<IO>,
+    session: &Session,
+    frame: &[u8],
+) -> io::Result<()> {
+    let mut out = BytesMut::new();
+    if let Some(head) = conn.preamble.take() {
+        out.extend_from_slice(&head);
+    }
+    {
+        let mut state = session.lock();
+        if let Some(rest) = state.pending_wire.take() {
+            out.extend_from_slice(&rest);
+        }
+        state.wire_busy = true;
+    }
+    out.extend_from_slice(frame);
+    let result = conn.io.write_all(&out).await;
+    session.lock().wire_busy = false;
+    result
 }
 
 async fn wait_closed(session: &Session, first: tokio::sync::futures::Notified<'_>) {
@@ -492,7 +669,7 @@ async fn wait_closed(session: &Session, first: tokio::sync::futures::Notified<'_
 }
 
 /// Hands every complete message in the read buffer to the session.
-async fn drain_messages<IO: AsyncRead + AsyncWrite + Unpin>(
+async fn drain_messages<IO: ConnIo>(
     conn: &mut Conn<IO>,
     session: &Arc<Session>,
 ) -> Result<(), CloseReason> {
@@ -504,7 +681,7 @@ async fn drain_messages<IO: AsyncRead + AsyncWrite + Unpin>(
                 tracing::debug!(sid = %session.sid(), %err, "invalid websocket frame");
                 let mut out = BytesMut::new();
                 ws_codec::encode_close(err.close_code(), &mut out);
-                let _ = conn.io.write_all(&out).await;
+                let _ = write_own_frame(conn, session, &out).await;
                 return Err(CloseReason::ParseError);
             }
         };
@@ -514,11 +691,17 @@ async fn drain_messages<IO: AsyncRead + AsyncWrite + Unpin>(
                     tracing::debug!(sid = %session.sid(), %err, "invalid packet");
                     CloseReason::ParseError
                 })?;
+                let _dispatching = Dispatching::enter(session);
                 session.receive(packet)?;
             }
-            Message::Binary(bin) => session.receive(Packet::Binary(bin))?,
+            Message::Binary(bin) => {
+                let _dispatching = Dispatching::enter(session);
+                session.receive(Packet::Binary(bin))?
+            }
             Message::Ping(data) => {
-                conn.write_frame(OpCode::Pong, &data)
+                let mut pong = BytesMut::new();
+                ws_codec::encode_frame(OpCode::Pong, &data, &mut pong);
+                write_own_frame(conn, session, &pong)
                     .await
                     .map_err(|_| CloseReason::TransportError)?;
             }
