@@ -328,17 +328,12 @@ async fn run_with<IO: ConnIo>(
     };
     let reason = serve(&mut conn, &session, engine.config.ping_timeout).await;
     session.close_with(reason);
-    let mut out = BytesMut::new();
-    {
-        // Senders stop writing (the session is closed); finish what one of them started.
-        let mut state = session.lock();
-        state.wire = None;
-        if let Some(rest) = state.pending_wire.take() {
-            out.extend_from_slice(&rest);
-        }
-    }
-    ws_codec::encode_close(1000, &mut out);
-    let _ = conn.io.write_all(&out).await;
+    // Senders stop writing (the session is closed); the close frame goes behind whatever one
+    // of them left unfinished.
+    session.lock().wire = None;
+    let mut close = BytesMut::new();
+    ws_codec::encode_close(1000, &mut close);
+    let _ = write_own_frame(&mut conn, &session, &close).await;
     let _ = conn.io.shutdown().await;
 }
 
@@ -507,6 +502,13 @@ thread_local! {
     static WRITE_SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
+/// Keeps a moderate write scratch buffer; gives back a large one.
+fn give_back_if_large(out: &mut BytesMut) {
+    if out.capacity() > 4 * WRITE_BATCH {
+        *out = BytesMut::new();
+    }
+}
+
 /// Encodes queued frames (at most `WRITE_BATCH` bytes' worth, at least one) into `out`.
 fn encode_queued(state: &mut crate::session::State, out: &mut BytesMut) {
     Session::drain_frames(state, WRITE_BATCH, |frame| {
@@ -556,10 +558,7 @@ fn flush_now<IO: ConnIo>(conn: &mut Conn<IO>, session: &Session) -> Flush {
         }
         if written == out.len() {
             state.wire_busy = false;
-            // Keep a moderate scratch buffer; give back a large one.
-            if out.capacity() > 4 * WRITE_BATCH {
-                *out = BytesMut::new();
-            }
+            give_back_if_large(&mut out);
             Flush::Written
         } else {
             // Until the rest is out, senders queue instead of writing.
@@ -624,10 +623,9 @@ pub(crate) fn write_through(state: &mut crate::session::State) -> bool {
             state.pending_wire = Some(BytesMut::from(&out[written..]));
             state.wire_busy = true;
         }
-        if out.capacity() > 4 * WRITE_BATCH {
-            *out = BytesMut::new();
-        }
-        written == out.len() && state.frames.is_empty()
+        let done = written == out.len() && state.frames.is_empty();
+        give_back_if_large(&mut out);
+        done
     });
     state.wire = Some(wire);
     done
