@@ -198,7 +198,7 @@ fn handlers(socket: &Socket) {
             .await;
         let delivered = match answers {
             Ok(all) => all.len(),
-            Err(partial) => partial.responses.len(),
+            Err(partial) => partial.responses().len(),
         };
         ack.send(&serde_json::json!({"ok": delivered > 0, "delivered": delivered}))?;
         Ok::<_, HandlerError>(())

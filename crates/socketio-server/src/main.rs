@@ -191,7 +191,7 @@ async fn run(config: Config) -> Result<(), String> {
     while io.connection_count() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    io.close();
+    io.close().await;
     // Let the close frames and packets leave.
     tokio::time::sleep(Duration::from_millis(100)).await;
     tracing::info!("stopped");

@@ -1,9 +1,11 @@
 //! The adapter boundary: the room index and every operation that a cluster must see (broadcast,
 //! broadcast with acks, fetch/join/leave/disconnect on a selection, server-side emit, server count,
-//! session persistence for connection state recovery).
+//! session persistence for connection state recovery), with the adapter's lifecycle.
 //!
-//! [`LocalAdapter`] is the in-memory default. Cluster adapters implement [`Adapter`] by doing the
-//! local part through a [`LocalAdapter`] and publishing the rest in the Node adapters' format.
+//! An adapter reaches the server only through a [`LocalNamespace`] (local delivery by socket id);
+//! no socket, namespace or client type crosses this boundary, so adapters live in other crates.
+//! [`LocalAdapter`] is the in-memory default, and the local half that cluster adapters wrap: they
+//! do the local part through it and publish the rest in the Node adapters' format.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -14,10 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use engineio::Sid;
 use tokio::sync::mpsc;
 
-use crate::encode::{encode_event, EventPayload};
-use crate::error::AdapterError;
-use crate::namespace::NsWeak;
-use crate::socket::{AckResponse, Socket};
+use crate::encode::EventPayload;
+use crate::error::{AdapterError, ServerAckError};
+use crate::local::{AckResponse, LocalNamespace};
 
 /// How long a broadcast with acknowledgements waits when no timeout is set.
 pub(crate) const DEFAULT_BROADCAST_ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +31,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Flags of a broadcast, as in Node's `BroadcastFlags`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BroadcastFlags {
     /// May be dropped for clients that are not ready.
     pub volatile: bool,
@@ -37,11 +39,20 @@ pub struct BroadcastFlags {
     pub local: bool,
     /// Ack timeout for broadcasts with acknowledgements.
     pub timeout: Option<Duration>,
+    /// Set on operations addressed to one remote socket (Node's `expectSingleResponse`).
+    pub expect_single_response: bool,
 }
 
 /// Which sockets an operation addresses: in any of `rooms` (all when empty) and in none of
 /// `except`.
+///
+/// ```
+/// use socketio::BroadcastOptions;
+/// let opts = BroadcastOptions::new().with_rooms(["news"]).with_except(["muted"]);
+/// assert_eq!(&*opts.rooms[0], "news");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BroadcastOptions {
     /// Target rooms; empty means every socket of the namespace.
     pub rooms: Vec<Room>,
@@ -49,6 +60,62 @@ pub struct BroadcastOptions {
     pub except: Vec<Room>,
     /// Flags.
     pub flags: BroadcastFlags,
+}
+
+impl BroadcastOptions {
+    /// Every socket of the namespace, no flags.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Targets these rooms (a socket id targets that socket).
+    pub fn with_rooms<R: Into<Room>>(mut self, rooms: impl IntoIterator<Item = R>) -> Self {
+        self.rooms = rooms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Excludes the sockets of these rooms.
+    pub fn with_except<R: Into<Room>>(mut self, rooms: impl IntoIterator<Item = R>) -> Self {
+        self.except = rooms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the flags.
+    pub fn with_flags(mut self, flags: BroadcastFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
+impl BroadcastFlags {
+    /// No flag set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `volatile`.
+    pub fn volatile(mut self, on: bool) -> Self {
+        self.volatile = on;
+        self
+    }
+
+    /// Sets `local`.
+    pub fn local(mut self, on: bool) -> Self {
+        self.local = on;
+        self
+    }
+
+    /// Sets the ack timeout.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets `expect_single_response`.
+    pub fn expect_single_response(mut self, on: bool) -> Self {
+        self.expect_single_response = on;
+        self
+    }
 }
 
 /// What a broadcast with acknowledgements reports, per server: how many clients it reached,
@@ -61,8 +128,41 @@ pub enum AckEvent {
     Ack(AckResponse),
 }
 
+/// A socket as `fetch_sockets` describes it, on this server or another one (Node's
+/// `SocketDetails`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SocketDetails {
+    /// Socket id.
+    pub id: Sid,
+    /// Rooms, the socket's own id included.
+    pub rooms: Vec<Room>,
+    /// The handshake, as Node serializes `socket.handshake`.
+    pub handshake: serde_json::Value,
+    /// The socket's data (`socket.data` in Node; [`Socket::set_data`](crate::Socket::set_data)).
+    pub data: serde_json::Value,
+}
+
+impl SocketDetails {
+    /// Describes a socket.
+    pub fn new(
+        id: Sid,
+        rooms: Vec<Room>,
+        handshake: serde_json::Value,
+        data: serde_json::Value,
+    ) -> Self {
+        SocketDetails {
+            id,
+            rooms,
+            handshake,
+            data,
+        }
+    }
+}
+
 /// What a session keeps across a recoverable disconnect.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PersistedSession {
     /// The socket id to reuse.
     pub sid: Sid,
@@ -71,89 +171,150 @@ pub struct PersistedSession {
     /// The rooms the socket was in (its own id included).
     pub rooms: Vec<Room>,
     /// The socket's typed data.
-    pub data: http::Extensions,
+    pub extensions: http::Extensions,
+    /// The socket's JSON data.
+    pub data: serde_json::Value,
+}
+
+impl PersistedSession {
+    /// A session to persist.
+    pub fn new(sid: Sid, pid: Sid, rooms: Vec<Room>, data: serde_json::Value) -> Self {
+        PersistedSession {
+            sid,
+            pid,
+            rooms,
+            extensions: http::Extensions::new(),
+            data,
+        }
+    }
+
+    /// Adds typed data (kept in memory only).
+    pub fn with_extensions(mut self, extensions: http::Extensions) -> Self {
+        self.extensions = extensions;
+        self
+    }
 }
 
 /// A session found again, with the events the client missed (each with its offset last).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RestoredSession {
     /// The persisted state.
     pub session: PersistedSession,
-    /// Missed event payloads, offsets already appended.
+    /// Missed event payloads with their offsets.
     pub missed: Vec<(EventPayload, String)>,
 }
 
-/// The operations a namespace delegates to its adapter.
+impl RestoredSession {
+    /// A restored session and what it missed.
+    pub fn new(session: PersistedSession, missed: Vec<(EventPayload, String)>) -> Self {
+        RestoredSession { session, missed }
+    }
+}
+
+/// The operations a namespace delegates to its adapter. One adapter serves one namespace.
+///
+/// Ordering contract: `broadcast` and the other publishing operations do the work that fixes
+/// their order (local delivery, queueing the publish) before their future first returns
+/// `Pending`; the server polls each once in the calling thread, so events emitted one after
+/// the other stay in order on every server.
 pub trait Adapter: Send + Sync + 'static {
-    /// Adds a socket to rooms.
+    /// Prepares the adapter (subscriptions, first heartbeat). Awaited before the namespace
+    /// accepts its first socket.
+    fn init(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Leaves the cluster (unsubscribe, tell peers). Called by [`SocketIo::close`](crate::SocketIo::close).
+    fn close(&self) -> BoxFuture<'_, Result<(), AdapterError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// This server's id in the cluster (on the wire as `uid`).
+    fn server_id(&self) -> &str;
+
+    /// Adds a local socket to rooms.
     fn add_all(&self, sid: Sid, rooms: &[Room]);
-    /// Removes a socket from one room.
+    /// Removes a local socket from one room.
     fn del(&self, sid: Sid, room: &str);
-    /// Removes a socket from every room.
+    /// Removes a local socket from every room.
     fn del_all(&self, sid: Sid);
-    /// The rooms a local socket is in.
+    /// The rooms a local socket is in, its own id included.
     fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
     /// Every room with at least one local socket.
-    fn rooms(&self) -> Vec<Room>;
-    /// The local sockets matching `opts`.
-    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket>;
+    fn local_rooms(&self) -> Vec<Room>;
 
     /// Sends an event to every matching socket (published to the cluster unless `local`).
     fn broadcast(
         &self,
-        payload: &EventPayload,
-        opts: &BroadcastOptions,
-    ) -> Result<(), AdapterError>;
-    /// Sends an event that each client acknowledges; reports through `events`.
+        payload: EventPayload,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'_, Result<(), AdapterError>>;
+
+    /// Sends an event that each client acknowledges. Every server (this one included) reports
+    /// one [`AckEvent::ClientCount`] through `events`, then one [`AckEvent::Ack`] per answer.
+    /// Fails when the request could not be published.
     fn broadcast_with_ack(
         &self,
-        payload: &EventPayload,
-        opts: &BroadcastOptions,
+        payload: EventPayload,
+        opts: BroadcastOptions,
         events: mpsc::UnboundedSender<AckEvent>,
-    ) -> Result<(), AdapterError>;
+    ) -> BoxFuture<'_, Result<(), AdapterError>>;
+
     /// Makes matching sockets join rooms.
     fn add_sockets(
         &self,
-        opts: &BroadcastOptions,
-        rooms: &[Room],
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>>;
     /// Makes matching sockets leave rooms.
     fn del_sockets(
         &self,
-        opts: &BroadcastOptions,
-        rooms: &[Room],
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>>;
     /// Disconnects matching sockets (`close` also closes their connection).
     fn disconnect_sockets(
         &self,
-        opts: &BroadcastOptions,
+        opts: BroadcastOptions,
         close: bool,
     ) -> BoxFuture<'_, Result<(), AdapterError>>;
     /// Describes matching sockets across the cluster.
     fn fetch_sockets(
         &self,
-        opts: &BroadcastOptions,
-    ) -> BoxFuture<'_, Result<Vec<SocketInfo>, AdapterError>>;
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'_, Result<Vec<SocketDetails>, AdapterError>>;
+
+    /// Every room with at least one socket on any server. By default the union of the rooms
+    /// of every socket [`fetch_sockets`](Adapter::fetch_sockets) finds.
+    fn all_rooms(&self) -> BoxFuture<'_, Result<Vec<Room>, AdapterError>> {
+        Box::pin(async move {
+            let sockets = self.fetch_sockets(BroadcastOptions::new()).await?;
+            let mut rooms: Vec<Room> = sockets.into_iter().flat_map(|s| s.rooms).collect();
+            rooms.sort();
+            rooms.dedup();
+            Ok(rooms)
+        })
+    }
+
+    /// Sends an event to the other servers' server-side handlers
+    /// ([`Namespace::on_server_event`](crate::Namespace::on_server_event)).
+    fn server_side_emit(&self, payload: EventPayload) -> BoxFuture<'_, Result<(), AdapterError>>;
+
+    /// Like [`server_side_emit`](Adapter::server_side_emit), and collects one answer per other
+    /// server.
+    fn server_side_emit_with_ack(
+        &self,
+        payload: EventPayload,
+    ) -> BoxFuture<'_, Result<Vec<AckResponse>, ServerAckError>>;
+
     /// Number of servers in the cluster, this one included.
-    fn server_count(&self) -> BoxFuture<'_, usize>;
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>>;
 
     /// Keeps a session after a recoverable disconnect.
     fn persist_session(&self, session: PersistedSession);
     /// Finds a session and the events emitted after `offset`.
     fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'_, Option<RestoredSession>>;
-}
-
-/// A socket as described by `fetch_sockets`: on this server it also carries the live handle.
-#[derive(Debug, Clone)]
-pub struct SocketInfo {
-    /// Socket id.
-    pub id: Sid,
-    /// Rooms, the socket's own id included.
-    pub rooms: Vec<Room>,
-    /// The handshake (for remote sockets, as the other server described it).
-    pub handshake: serde_json::Value,
-    /// The live socket when it is on this server.
-    pub local: Option<Socket>,
 }
 
 /// Settings of connection state recovery.
@@ -242,21 +403,39 @@ fn yeast_encode(mut n: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
 /// The in-memory adapter: one server, rooms in a hash index, optional recovery log.
+///
+/// A cluster adapter keeps one as its local half and calls its inherent methods (which never
+/// publish) for the part of each operation that concerns this server:
+///
+/// ```no_run
+/// use socketio::{LocalAdapter, SocketIo};
+/// let io = SocketIo::builder()
+///     .adapter(|ns| std::sync::Arc::new(LocalAdapter::new(ns)))
+///     .build();
+/// ```
 pub struct LocalAdapter {
-    ns: NsWeak,
+    ns: LocalNamespace,
     index: RwLock<RoomIndex>,
     recovery: Option<Mutex<RecoveryStore>>,
 }
 
 impl std::fmt::Debug for LocalAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalAdapter").finish_non_exhaustive()
+        f.debug_struct("LocalAdapter")
+            .field("nsp", &self.ns.name())
+            .finish_non_exhaustive()
     }
 }
 
 impl LocalAdapter {
-    pub(crate) fn new(ns: NsWeak, recovery: Option<RecoveryConfig>) -> LocalAdapter {
+    /// The local adapter of a namespace (recovery as the server is configured).
+    pub fn new(ns: LocalNamespace) -> LocalAdapter {
+        let recovery = ns.recovery();
         LocalAdapter {
             ns,
             index: RwLock::new(RoomIndex::default()),
@@ -270,6 +449,11 @@ impl LocalAdapter {
                 })
             }),
         }
+    }
+
+    /// The namespace this adapter serves.
+    pub fn namespace(&self) -> &LocalNamespace {
+        &self.ns
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex> {
@@ -286,10 +470,9 @@ impl LocalAdapter {
     /// that is the id of a connected local socket matches that socket, without an index entry
     /// per socket.
     pub fn matching_sids(&self, opts: &BroadcastOptions) -> Vec<Sid> {
-        let ns = self.ns.upgrade();
         let private = |room: &str| -> Option<Sid> {
             let sid = Sid::parse(room)?;
-            ns.as_ref().filter(|ns| ns.has_socket(&sid)).map(|_| sid)
+            self.ns.has_socket(&sid).then_some(sid)
         };
         let index = self.read();
         let excluded = |sid: &Sid| {
@@ -300,7 +483,7 @@ impl LocalAdapter {
                 })
         };
         if opts.rooms.is_empty() {
-            let all = ns.as_ref().map(|ns| ns.all_sids()).unwrap_or_default();
+            let all = self.ns.all_sids();
             return all.into_iter().filter(|s| !excluded(s)).collect();
         }
         if let [room] = opts.rooms.as_slice() {
@@ -330,7 +513,19 @@ impl LocalAdapter {
         seen.into_iter().collect()
     }
 
-    fn log_for_recovery(&self, payload: &EventPayload, opts: &BroadcastOptions) -> Option<String> {
+    /// Whether a room has local members (explicit rooms, or the id of a local socket).
+    pub fn has_room(&self, room: &str) -> bool {
+        self.read().rooms.contains_key(room)
+            || Sid::parse(room).is_some_and(|sid| self.ns.has_socket(&sid))
+    }
+
+    /// Logs a broadcast for connection state recovery when it applies (recovery on, not
+    /// volatile) and returns its offset.
+    pub fn log_for_recovery(
+        &self,
+        payload: &EventPayload,
+        opts: &BroadcastOptions,
+    ) -> Option<String> {
         let store = self.recovery.as_ref()?;
         if opts.flags.volatile {
             return None;
@@ -348,9 +543,71 @@ impl LocalAdapter {
         });
         Some(offset)
     }
+
+    /// Delivers to this server's matching sockets, logging the event for recovery.
+    pub fn broadcast_local(&self, payload: &EventPayload, opts: &BroadcastOptions) {
+        let offset = self.log_for_recovery(payload, opts);
+        self.deliver_local(payload, opts, offset.as_deref());
+    }
+
+    /// Delivers to this server's matching sockets with a given recovery offset (or none).
+    pub fn deliver_local(
+        &self,
+        payload: &EventPayload,
+        opts: &BroadcastOptions,
+        offset: Option<&str>,
+    ) {
+        let sids = self.matching_sids(opts);
+        self.ns.deliver(&sids, payload, offset, opts.flags.volatile);
+    }
+
+    /// Delivers with acks to this server's matching sockets; reports the count, then each ack,
+    /// through `events`. Returns the count.
+    pub fn broadcast_with_ack_local(
+        &self,
+        payload: &EventPayload,
+        opts: &BroadcastOptions,
+        events: &mpsc::UnboundedSender<AckEvent>,
+    ) -> usize {
+        let sids = self.matching_sids(opts);
+        let timeout = opts.flags.timeout.unwrap_or(DEFAULT_BROADCAST_ACK_TIMEOUT);
+        let count = self.ns.deliver_with_ack(&sids, payload, timeout, events);
+        let _ = events.send(AckEvent::ClientCount(count));
+        count
+    }
+
+    /// Makes this server's matching sockets join `rooms`.
+    pub fn add_sockets_local(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        for sid in self.matching_sids(opts) {
+            self.add_all(sid, rooms);
+        }
+    }
+
+    /// Makes this server's matching sockets leave `rooms`.
+    pub fn del_sockets_local(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        for sid in self.matching_sids(opts) {
+            for room in rooms {
+                self.del(sid, room);
+            }
+        }
+    }
+
+    /// Disconnects this server's matching sockets.
+    pub fn disconnect_sockets_local(&self, opts: &BroadcastOptions, close: bool) {
+        self.ns.disconnect(&self.matching_sids(opts), close);
+    }
+
+    /// Describes this server's matching sockets.
+    pub fn fetch_sockets_local(&self, opts: &BroadcastOptions) -> Vec<SocketDetails> {
+        self.ns.socket_details(&self.matching_sids(opts))
+    }
 }
 
 impl Adapter for LocalAdapter {
+    fn server_id(&self) -> &str {
+        self.ns.server_id()
+    }
+
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
         let mut index = self.write();
         for room in rooms {
@@ -392,121 +649,96 @@ impl Adapter for LocalAdapter {
     }
 
     fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        let mut rooms = vec![Room::from(sid.as_str())];
+        let own: Room = Room::from(sid.as_str());
+        let mut rooms = vec![own.clone()];
         if let Some(explicit) = self.read().sids.get(&sid) {
-            rooms.extend(explicit.iter().cloned());
+            rooms.extend(explicit.iter().filter(|r| **r != own).cloned());
         }
         rooms
     }
 
-    fn rooms(&self) -> Vec<Room> {
-        let mut rooms: Vec<Room> = self.read().rooms.keys().cloned().collect();
-        if let Some(ns) = self.ns.upgrade() {
-            rooms.extend(ns.all_sids().iter().map(|sid| Room::from(sid.as_str())));
-        }
-        rooms
-    }
-
-    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
-        let Some(ns) = self.ns.upgrade() else {
-            return Vec::new();
-        };
-        ns.sockets_by_id(&self.matching_sids(opts))
+    fn local_rooms(&self) -> Vec<Room> {
+        let mut rooms: HashSet<Room> = self.read().rooms.keys().cloned().collect();
+        rooms.extend(
+            self.ns
+                .all_sids()
+                .iter()
+                .map(|sid| Room::from(sid.as_str())),
+        );
+        rooms.into_iter().collect()
     }
 
     fn broadcast(
         &self,
-        payload: &EventPayload,
-        opts: &BroadcastOptions,
-    ) -> Result<(), AdapterError> {
-        let Some(ns) = self.ns.upgrade() else {
-            return Ok(());
-        };
-        let offset = self.log_for_recovery(payload, opts);
-        let encoded = encode_event(ns.name(), None, payload, offset.as_deref());
-        let sids = self.matching_sids(opts);
-        ns.deliver(&sids, &encoded, opts.flags.volatile);
-        Ok(())
+        payload: EventPayload,
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.broadcast_local(&payload, &opts);
+        ready(Ok(()))
     }
 
     fn broadcast_with_ack(
         &self,
-        payload: &EventPayload,
-        opts: &BroadcastOptions,
+        payload: EventPayload,
+        opts: BroadcastOptions,
         events: mpsc::UnboundedSender<AckEvent>,
-    ) -> Result<(), AdapterError> {
-        let sockets = self.local_sockets(opts);
-        let mut sent = Vec::with_capacity(sockets.len());
-        for socket in sockets {
-            if let Ok(id) = socket.send_with_ack_channel(payload, events.clone()) {
-                sent.push((socket, id));
-            }
-        }
-        let _ = events.send(AckEvent::ClientCount(sent.len()));
-        // A little after the collector's own deadline, so that no answer in time is dropped.
-        let timeout = opts.flags.timeout.unwrap_or(DEFAULT_BROADCAST_ACK_TIMEOUT);
-        crate::socket::expire_unanswered(sent, timeout + Duration::from_millis(100));
-        Ok(())
+    ) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.broadcast_with_ack_local(&payload, &opts, &events);
+        ready(Ok(()))
     }
 
     fn add_sockets(
         &self,
-        opts: &BroadcastOptions,
-        rooms: &[Room],
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        for sid in self.matching_sids(opts) {
-            self.add_all(sid, rooms);
-        }
-        Box::pin(std::future::ready(Ok(())))
+        self.add_sockets_local(&opts, &rooms);
+        ready(Ok(()))
     }
 
     fn del_sockets(
         &self,
-        opts: &BroadcastOptions,
-        rooms: &[Room],
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        for sid in self.matching_sids(opts) {
-            for room in rooms {
-                self.del(sid, room);
-            }
-        }
-        Box::pin(std::future::ready(Ok(())))
+        self.del_sockets_local(&opts, &rooms);
+        ready(Ok(()))
     }
 
     fn disconnect_sockets(
         &self,
-        opts: &BroadcastOptions,
+        opts: BroadcastOptions,
         close: bool,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
-        for socket in self.local_sockets(opts) {
-            if close {
-                socket.close_connection();
-            } else {
-                socket.disconnect();
-            }
-        }
-        Box::pin(std::future::ready(Ok(())))
+        self.disconnect_sockets_local(&opts, close);
+        ready(Ok(()))
     }
 
     fn fetch_sockets(
         &self,
-        opts: &BroadcastOptions,
-    ) -> BoxFuture<'_, Result<Vec<SocketInfo>, AdapterError>> {
-        let infos = self
-            .local_sockets(opts)
-            .into_iter()
-            .map(|socket| SocketInfo {
-                id: socket.id(),
-                rooms: self.socket_rooms(socket.id()),
-                handshake: serde_json::to_value(socket.handshake()).unwrap_or_default(),
-                local: Some(socket),
-            })
-            .collect();
-        Box::pin(std::future::ready(Ok(infos)))
+        opts: BroadcastOptions,
+    ) -> BoxFuture<'_, Result<Vec<SocketDetails>, AdapterError>> {
+        ready(Ok(self.fetch_sockets_local(&opts)))
     }
 
-    fn server_count(&self) -> BoxFuture<'_, usize> {
-        Box::pin(std::future::ready(1))
+    fn all_rooms(&self) -> BoxFuture<'_, Result<Vec<Room>, AdapterError>> {
+        ready(Ok(self.local_rooms()))
+    }
+
+    fn server_side_emit(&self, _payload: EventPayload) -> BoxFuture<'_, Result<(), AdapterError>> {
+        // There is no other server to tell.
+        ready(Ok(()))
+    }
+
+    fn server_side_emit_with_ack(
+        &self,
+        _payload: EventPayload,
+    ) -> BoxFuture<'_, Result<Vec<AckResponse>, ServerAckError>> {
+        ready(Ok(Vec::new()))
+    }
+
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        ready(Ok(1))
     }
 
     fn persist_session(&self, session: PersistedSession) {
@@ -536,7 +768,7 @@ impl Adapter for LocalAdapter {
                 .collect();
             Some(RestoredSession { session, missed })
         })();
-        Box::pin(std::future::ready(restored))
+        ready(restored)
     }
 }
 
@@ -553,16 +785,16 @@ mod tests {
 
     #[test]
     fn room_index_matching() {
-        let adapter = LocalAdapter::new(NsWeak::dangling(), None);
+        let adapter = LocalAdapter::new(LocalNamespace::detached("/"));
         let (a, b, c) = (Sid::generate(), Sid::generate(), Sid::generate());
         let room = |s: &str| -> Room { Arc::from(s) };
         adapter.add_all(a, &[room("r1"), room("r2")]);
         adapter.add_all(b, &[room("r2")]);
         adapter.add_all(c, &[room("r3")]);
-        let opts = |rooms: &[&str], except: &[&str]| BroadcastOptions {
-            rooms: rooms.iter().map(|r| room(r)).collect(),
-            except: except.iter().map(|r| room(r)).collect(),
-            flags: BroadcastFlags::default(),
+        let opts = |rooms: &[&str], except: &[&str]| {
+            BroadcastOptions::new()
+                .with_rooms(rooms.iter().copied())
+                .with_except(except.iter().copied())
         };
         let mut got = adapter.matching_sids(&opts(&["r1", "r2"], &[]));
         got.sort();
@@ -576,11 +808,13 @@ mod tests {
             adapter.socket_rooms(c),
             vec![Room::from(c.as_str()), room("r3")]
         );
+        assert!(adapter.has_room("r1"));
         adapter.del_all(a);
         assert_eq!(
             adapter.matching_sids(&opts(&["r1"], &[])),
             Vec::<Sid>::new()
         );
-        assert!(!adapter.rooms().contains(&room("r1")));
+        assert!(!adapter.local_rooms().contains(&room("r1")));
+        assert!(!adapter.has_room("r1"));
     }
 }

@@ -128,6 +128,8 @@ impl Client {
     }
 
     async fn connect(self: Arc<Self>, ns: Arc<NsInner>, auth: serde_json::Value) {
+        // A failed init is logged once; the namespace still serves its local sockets.
+        let _ = ns.wait_ready().await;
         let mut restored = None;
         if ns.recovery_enabled() {
             if let (Some(pid), Some(offset)) = (
@@ -140,8 +142,9 @@ impl Client {
         let auth = Arc::new(auth);
         let extensions = restored
             .as_ref()
-            .map(|r| r.session.data.clone())
+            .map(|r| r.session.extensions.clone())
             .unwrap_or_default();
+
         let skip_middlewares =
             restored.is_some() && ns.recovery.is_some_and(|r| r.skip_middlewares);
         let extensions = if skip_middlewares {
@@ -212,6 +215,9 @@ impl Client {
             extensions,
             recovered,
         );
+        if let Some(r) = &restored {
+            socket.replace_data(r.session.data.clone());
+        }
         ns.add_socket(socket.clone());
         let own = crate::adapter::Room::from(id.as_str());
         match &restored {

@@ -128,15 +128,57 @@ pub enum AckError {
 }
 
 /// An error from an adapter operation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdapterError {
-    /// A cluster operation did not complete in time.
-    #[error("timeout reached: {0}")]
-    Timeout(String),
-    /// The backing engine is unreachable or answered with an error.
+    /// A cluster request did not get every answer in time.
+    #[error("timeout reached: {operation} is missing {missing} response(s)")]
+    Timeout {
+        /// What was asked (`fetchSockets`, `serverSideEmit`, ...).
+        operation: &'static str,
+        /// How many servers did not answer.
+        missing: usize,
+    },
+    /// The backing engine is unreachable or answered with an error; the cause is kept.
     #[error("adapter backend: {0}")]
-    Backend(String),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The adapter was closed.
+    #[error("adapter closed")]
+    Closed,
+    /// A value could not be put into (or read from) a cluster message.
+    #[error("cluster message: {0}")]
+    Codec(String),
+}
+
+impl AdapterError {
+    /// A backend failure with its cause.
+    pub fn backend(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AdapterError::Backend(err.into())
+    }
+}
+
+/// A server-side emit with acknowledgements that did not complete; the answers that came are
+/// kept (Node's `err.responses`).
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct ServerAckError {
+    /// Answers received before the failure.
+    pub responses: Vec<crate::AckResponse>,
+    /// Why it did not complete.
+    pub source: AdapterError,
+}
+
+impl ServerAckError {
+    /// A failure with the answers gathered so far.
+    pub fn new(source: AdapterError, responses: Vec<crate::AckResponse>) -> Self {
+        ServerAckError { responses, source }
+    }
+}
+
+impl From<AdapterError> for ServerAckError {
+    fn from(source: AdapterError) -> Self {
+        ServerAckError::new(source, Vec::new())
+    }
 }
 
 /// Why extracting a handler argument failed.

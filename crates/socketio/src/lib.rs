@@ -40,6 +40,7 @@ mod encode;
 mod error;
 mod handler;
 mod handshake;
+mod local;
 mod namespace;
 mod observer;
 mod operators;
@@ -49,19 +50,22 @@ mod socket;
 
 pub use adapter::{
     AckEvent, Adapter, BoxFuture, BroadcastFlags, BroadcastOptions, LocalAdapter, PersistedSession,
-    RecoveryConfig, RestoredSession, Room, SocketInfo,
+    RecoveryConfig, RestoredSession, Room, SocketDetails,
 };
 pub use binary::Binary;
 pub use encode::{EncodedPacket, EventPayload};
 pub use engineio::{Cors, Refusal, RequestInfo, Sid, TransportKind};
-pub use error::{AckError, AdapterError, ConnectError, EmitError, ExtractError, HandlerError};
+pub use error::{
+    AckError, AdapterError, ConnectError, EmitError, ExtractError, HandlerError, ServerAckError,
+};
 pub use handler::{
     Bin, ConnectRequest, Data, Event, EventContext, EventHandler, Extension, FromEvent,
     IntoHandlerResult, RawArgs, State, TryData,
 };
 pub use handshake::{iso_date, iso_now, Handshake};
-pub use namespace::{Namespace, NsWeak};
+pub use local::{AckResponse, LocalNamespace, ServerAck, ServerEvent};
+pub use namespace::Namespace;
 pub use observer::Observer;
-pub use operators::{BroadcastAckError, BroadcastOperator};
+pub use operators::{BroadcastAckError, BroadcastOperator, SocketInfo};
 pub use server::{ErrorPolicy, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
-pub use socket::{AckResponse, AckSender, DisconnectReason, Socket, SocketWithTimeout};
+pub use socket::{AckSender, DisconnectReason, Socket, SocketWithTimeout};

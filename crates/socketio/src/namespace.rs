@@ -1,24 +1,31 @@
 //! Namespaces: their middleware chain and connection handler, their live sockets and their
-//! adapter. A dynamic namespace family shares one set of handlers among its children.
+//! adapter. A dynamic namespace family shares one set of handlers among its children. The
+//! namespace is what the adapter's [`LocalNamespace`] handle delivers through.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use engineio::Sid;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-use crate::adapter::{Adapter, RecoveryConfig, Room, SocketInfo};
-use crate::encode::EncodedPacket;
-use crate::error::{AdapterError, ConnectError, EmitError};
-use crate::handler::{ConnectHandler, ConnectRequest, IntoHandlerResult, Middleware};
-use crate::operators::BroadcastOperator;
-use crate::socket::Socket;
+use crate::adapter::{AckEvent, Adapter, BoxFuture, RecoveryConfig, Room, SocketDetails};
+use crate::encode::{EncodedPacket, EventPayload};
+use crate::error::{AdapterError, ConnectError, EmitError, ServerAckError};
+use crate::handler::{run_inline, ConnectHandler, ConnectRequest, IntoHandlerResult, Middleware};
+use crate::local::{AckResponse, LocalNamespace, LocalOps, ServerEvent};
+use crate::operators::{BroadcastOperator, SocketInfo};
+use crate::packet::Limits;
+use crate::socket::{expire_unanswered, Socket};
+
+type ServerEventHandler = Arc<dyn Fn(ServerEvent) -> BoxFuture<'static, ()> + Send + Sync>;
 
 #[derive(Default)]
 pub(crate) struct NsHandlers {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
     pub(crate) on_connect: RwLock<Option<ConnectHandler>>,
+    server_events: RwLock<Vec<(String, ServerEventHandler)>>,
 }
 
 pub(crate) struct NsInner {
@@ -26,23 +33,9 @@ pub(crate) struct NsInner {
     pub(crate) handlers: Arc<NsHandlers>,
     sockets: RwLock<engineio::SidMap<Socket>>,
     adapter: OnceLock<Arc<dyn Adapter>>,
+    ready: tokio::sync::OnceCell<Result<(), Arc<AdapterError>>>,
     pub(crate) recovery: Option<RecoveryConfig>,
     pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
-}
-
-/// A weak handle on a namespace, held by its adapter.
-#[derive(Clone, Debug)]
-pub struct NsWeak(Weak<NsInner>);
-
-impl NsWeak {
-    pub(crate) fn upgrade(&self) -> Option<Arc<NsInner>> {
-        self.0.upgrade()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn dangling() -> NsWeak {
-        NsWeak(Weak::new())
-    }
 }
 
 impl std::fmt::Debug for NsInner {
@@ -53,29 +46,70 @@ impl std::fmt::Debug for NsInner {
     }
 }
 
-pub(crate) type AdapterFactory =
-    Arc<dyn Fn(NsWeak, Option<RecoveryConfig>) -> Arc<dyn Adapter> + Send + Sync>;
+/// Builds a namespace's adapter from its local-delivery handle. Runs outside every lock of the
+/// server; it must not block (the adapter's asynchronous set-up belongs in `Adapter::init`).
+pub(crate) type AdapterFactory = Arc<dyn Fn(LocalNamespace) -> Arc<dyn Adapter> + Send + Sync>;
+
+/// What a new namespace needs from its server.
+pub(crate) struct NsSettings<'a> {
+    pub(crate) server_id: &'a Arc<str>,
+    pub(crate) recovery: Option<RecoveryConfig>,
+    pub(crate) limits: Limits,
+    pub(crate) adapter: &'a AdapterFactory,
+    pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
+}
 
 impl NsInner {
     pub(crate) fn new(
         name: String,
         handlers: Arc<NsHandlers>,
-        recovery: Option<RecoveryConfig>,
-        adapter: &AdapterFactory,
-        observer: Option<Arc<dyn crate::observer::Observer>>,
+        settings: NsSettings<'_>,
     ) -> Arc<NsInner> {
         let ns = Arc::new(NsInner {
             name,
             handlers,
             sockets: RwLock::default(),
             adapter: OnceLock::new(),
-            recovery,
-            observer,
+            ready: tokio::sync::OnceCell::new(),
+            recovery: settings.recovery,
+            observer: settings.observer,
         });
-        let _ = ns
-            .adapter
-            .set(adapter(NsWeak(Arc::downgrade(&ns)), recovery));
+        let ops: std::sync::Weak<dyn LocalOps> =
+            Arc::downgrade(&ns) as std::sync::Weak<dyn LocalOps>;
+        let local = LocalNamespace::new(
+            &ns.name,
+            settings.server_id.clone(),
+            settings.recovery,
+            settings.limits,
+            ops,
+        );
+        let _ = ns.adapter.set((settings.adapter)(local));
         ns
+    }
+
+    /// Starts the adapter's `init` in the background when a runtime is there (otherwise the
+    /// first connection runs it).
+    pub(crate) fn start(self: &Arc<Self>) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let ns = self.clone();
+            runtime.spawn(async move {
+                let _ = ns.wait_ready().await;
+            });
+        }
+    }
+
+    /// Runs the adapter's `init` once; every caller waits for that one run.
+    pub(crate) async fn wait_ready(&self) -> Result<(), Arc<AdapterError>> {
+        self.ready
+            .get_or_init(|| async {
+                let result = self.adapter().init().await.map_err(Arc::new);
+                if let Err(err) = &result {
+                    tracing::error!(nsp = %self.name, error = %err, "adapter init failed; serving local sockets only until it recovers");
+                }
+                result
+            })
+            .await
+            .clone()
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -114,22 +148,6 @@ impl NsInner {
             .collect()
     }
 
-    pub(crate) fn has_socket(&self, sid: &Sid) -> bool {
-        self.sockets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(sid)
-    }
-
-    pub(crate) fn all_sids(&self) -> Vec<Sid> {
-        self.sockets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect()
-    }
-
     pub(crate) fn all_sockets(&self) -> Vec<Socket> {
         self.sockets
             .read()
@@ -138,12 +156,91 @@ impl NsInner {
             .cloned()
             .collect()
     }
+}
+
+impl LocalOps for NsInner {
+    fn all_sids(&self) -> Vec<Sid> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn has_socket(&self, sid: &Sid) -> bool {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(sid)
+    }
 
     /// Queues one encoded packet for each listed local socket. Sending happens outside the
     /// socket map's lock: a slow consumer closed by a send leaves the map itself.
-    pub(crate) fn deliver(&self, sids: &[Sid], packet: &EncodedPacket, volatile: bool) {
+    fn deliver(&self, sids: &[Sid], packet: &EncodedPacket, volatile: bool) {
         for socket in self.sockets_by_id(sids) {
             let _ = socket.send_encoded(packet, volatile);
+        }
+    }
+
+    fn deliver_with_ack(
+        &self,
+        sids: &[Sid],
+        payload: &EventPayload,
+        timeout: Duration,
+        events: &mpsc::UnboundedSender<AckEvent>,
+    ) -> usize {
+        let sockets = self.sockets_by_id(sids);
+        let mut sent = Vec::with_capacity(sockets.len());
+        for socket in sockets {
+            if let Ok(id) = socket.send_with_ack_channel(payload, events.clone()) {
+                sent.push((socket, id));
+            }
+        }
+        let count = sent.len();
+        // A little after the collector's own deadline, so that no answer in time is dropped.
+        expire_unanswered(sent, timeout + Duration::from_millis(100));
+        count
+    }
+
+    fn socket_details(&self, sids: &[Sid]) -> Vec<SocketDetails> {
+        self.sockets_by_id(sids)
+            .into_iter()
+            .map(|socket| {
+                SocketDetails::new(
+                    socket.id(),
+                    self.adapter().socket_rooms(socket.id()),
+                    serde_json::to_value(socket.handshake()).unwrap_or_default(),
+                    socket.data_value(),
+                )
+            })
+            .collect()
+    }
+
+    fn disconnect(&self, sids: &[Sid], close: bool) {
+        for socket in self.sockets_by_id(sids) {
+            if close {
+                socket.close_connection();
+            } else {
+                socket.disconnect();
+            }
+        }
+    }
+
+    fn dispatch_server_event(&self, event: ServerEvent) {
+        let handler = self
+            .handlers
+            .server_events
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(name, _)| name == event.event())
+            .map(|(_, h)| h.clone());
+        match handler {
+            Some(handler) => run_inline(handler(event)),
+            None => {
+                tracing::debug!(nsp = %self.name, event = event.event(), "no handler for server-side event")
+            }
         }
     }
 }
@@ -240,6 +337,65 @@ impl Namespace {
         self.broadcast().fetch_sockets().await
     }
 
+    /// Registers the handler of a server-side event sent by another server with
+    /// [`Namespace::server_side_emit`] (Node's `io.on(event, ...)` for `serverSideEmit`).
+    pub fn on_server_event<F, Fut>(&self, event: impl Into<String>, handler: F) -> &Self
+    where
+        F: Fn(ServerEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let event = event.into();
+        let handler: ServerEventHandler = Arc::new(move |ev| Box::pin(handler(ev)));
+        let mut handlers = self
+            .0
+            .handlers
+            .server_events
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        handlers.retain(|(name, _)| *name != event);
+        handlers.push((event, handler));
+        self
+    }
+
+    /// Sends an event with one argument to the other servers of the cluster (not to clients,
+    /// not to this server).
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        let payload = EventPayload::single(event, data)?;
+        Ok(self.0.adapter().server_side_emit(payload).await?)
+    }
+
+    /// Like [`Namespace::server_side_emit`], and waits for one answer per other server (5 s at
+    /// most with the cluster adapters, as in Node).
+    pub async fn server_side_emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<Vec<AckResponse>, ServerAckError> {
+        let payload = EventPayload::single(event, data)
+            .map_err(|e| ServerAckError::from(AdapterError::Codec(e.to_string())))?;
+        self.0.adapter().server_side_emit_with_ack(payload).await
+    }
+
+    /// Number of servers in the cluster, this one included.
+    pub async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.0.adapter().server_count().await
+    }
+
+    /// Every room with sockets on any server.
+    pub async fn all_rooms(&self) -> Result<Vec<Room>, AdapterError> {
+        self.0.adapter().all_rooms().await
+    }
+
+    /// Waits until the adapter is initialized (subscribed to its cluster). The first
+    /// connection waits for it too; call it to learn whether initialization failed.
+    pub async fn ready(&self) -> Result<(), Arc<AdapterError>> {
+        self.0.wait_ready().await
+    }
+
     /// This server's sockets of the namespace.
     pub fn sockets(&self) -> Vec<Socket> {
         self.0.all_sockets()
@@ -248,6 +404,11 @@ impl Namespace {
     /// A local socket by id.
     pub fn socket(&self, id: &Sid) -> Option<Socket> {
         self.0.sockets_by_id(std::slice::from_ref(id)).pop()
+    }
+
+    /// Ids of this server's sockets of the namespace.
+    pub fn local_sids(&self) -> Vec<Sid> {
+        self.0.all_sids()
     }
 
     /// The namespace's adapter.

@@ -7,11 +7,16 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::adapter::{AckEvent, BroadcastOptions, Room, SocketInfo, DEFAULT_BROADCAST_ACK_TIMEOUT};
+use engineio::Sid;
+
+use crate::adapter::{
+    AckEvent, Adapter, BroadcastOptions, Room, SocketDetails, DEFAULT_BROADCAST_ACK_TIMEOUT,
+};
 use crate::encode::EventPayload;
 use crate::error::{AdapterError, EmitError};
+use crate::local::AckResponse;
 use crate::namespace::NsInner;
-use crate::socket::{AckResponse, Socket};
+use crate::socket::Socket;
 
 /// A selection of sockets and flags, built from a namespace or a socket.
 #[derive(Clone, Debug)]
@@ -20,14 +25,118 @@ pub struct BroadcastOperator {
     opts: BroadcastOptions,
 }
 
-/// A broadcast with acks that did not get every answer in time; the answers that came are kept.
+/// A broadcast with acks that did not complete; the answers that came are kept.
 #[derive(Debug, thiserror::Error)]
-#[error("operation has timed out: {missing} acknowledgement(s) missing")]
-pub struct BroadcastAckError {
-    /// Acknowledgements received before the timeout.
-    pub responses: Vec<AckResponse>,
-    /// How many were still expected (known once every server reported its count).
-    pub missing: usize,
+#[non_exhaustive]
+pub enum BroadcastAckError {
+    /// Not every answer arrived in time.
+    #[error("operation has timed out: {missing} acknowledgement(s) missing")]
+    Timeout {
+        /// Acknowledgements received before the timeout.
+        responses: Vec<AckResponse>,
+        /// How many were still expected (known once every server reported its count).
+        missing: usize,
+    },
+    /// The broadcast could not be sent (bad data, or the adapter could not publish it): no
+    /// server but possibly this one got it.
+    #[error("broadcast failed: {source}")]
+    Failed {
+        /// Acknowledgements received before the failure (local clients may have answered).
+        responses: Vec<AckResponse>,
+        /// Why.
+        source: EmitError,
+    },
+}
+
+impl BroadcastAckError {
+    /// The answers that arrived.
+    pub fn responses(&self) -> &[AckResponse] {
+        match self {
+            BroadcastAckError::Timeout { responses, .. }
+            | BroadcastAckError::Failed { responses, .. } => responses,
+        }
+    }
+
+    /// How many answers were still expected when it timed out (`None` when it failed).
+    pub fn missing(&self) -> Option<usize> {
+        match self {
+            BroadcastAckError::Timeout { missing, .. } => Some(*missing),
+            BroadcastAckError::Failed { .. } => None,
+        }
+    }
+}
+
+/// A socket as `fetch_sockets` found it, on this server or another one. Operations on it reach
+/// it wherever it is.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SocketInfo {
+    /// Socket id.
+    pub id: Sid,
+    /// Rooms, the socket's own id included.
+    pub rooms: Vec<Room>,
+    /// The handshake (for remote sockets, as the other server described it).
+    pub handshake: serde_json::Value,
+    /// The socket's JSON data ([`Socket::set_data`]).
+    pub data: serde_json::Value,
+    /// The live socket when it is on this server.
+    pub local: Option<Socket>,
+    ns: Arc<NsInner>,
+}
+
+impl SocketInfo {
+    fn operator(&self) -> BroadcastOperator {
+        let mut op = BroadcastOperator::from_namespace(self.ns.clone()).to(self.id.as_str());
+        op.opts.flags.expect_single_response = true;
+        op
+    }
+
+    /// Sends an event with one argument to this socket.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.operator().emit(event, data)
+    }
+
+    /// Makes this socket join rooms.
+    pub async fn join(&self, rooms: &[&str]) -> Result<(), AdapterError> {
+        self.operator().sockets_join(rooms).await
+    }
+
+    /// Makes this socket leave rooms.
+    pub async fn leave(&self, rooms: &[&str]) -> Result<(), AdapterError> {
+        self.operator().sockets_leave(rooms).await
+    }
+
+    /// Disconnects this socket; `close` also closes its connection.
+    pub async fn disconnect(&self, close: bool) -> Result<(), AdapterError> {
+        self.operator().disconnect_sockets(close).await
+    }
+}
+
+/// Runs an adapter operation: polled once right here (the adapter fixes the order of its
+/// effects before it first waits), then as a task. Returns the result if it was ready.
+fn run_ordered<F>(fut: F) -> Option<Result<(), AdapterError>>
+where
+    F: std::future::Future<Output = Result<(), AdapterError>> + Send + 'static,
+{
+    use std::task::{Context, Poll, Waker};
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(err) = fut.await {
+                        tracing::warn!(error = %err, "broadcast failed");
+                    }
+                });
+                None
+            }
+            Err(_) => Some(Err(AdapterError::backend(
+                "the adapter needs a tokio runtime to publish",
+            ))),
+        },
+    }
 }
 
 impl BroadcastOperator {
@@ -98,15 +207,31 @@ impl BroadcastOperator {
     /// Sends an event with one argument to the selection. The event is serialized once.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         let payload = EventPayload::single(event, data)?;
-        self.report_out(event, &payload);
-        Ok(self.ns.adapter().broadcast(&payload, &self.opts)?)
+        self.emit_payload(event, payload)
     }
 
     /// Sends an event whose arguments are the elements of `args` (a tuple).
     pub fn emit_args<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         let payload = EventPayload::spread(event, args)?;
+        self.emit_payload(event, payload)
+    }
+
+    /// Sends an already serialized event to the selection.
+    pub fn emit_raw(&self, payload: EventPayload) -> Result<(), EmitError> {
+        let event = payload.event_name();
+        self.emit_payload(&event, payload)
+    }
+
+    /// Hands the payload to the adapter. An error it reports at once (it could not queue the
+    /// publish) is returned; one that comes later is logged by the adapter and here.
+    fn emit_payload(&self, event: &str, payload: EventPayload) -> Result<(), EmitError> {
         self.report_out(event, &payload);
-        Ok(self.ns.adapter().broadcast(&payload, &self.opts)?)
+        let adapter = self.ns.adapter().clone();
+        let opts = self.opts.clone();
+        match run_ordered(async move { adapter.broadcast(payload, opts).await }) {
+            Some(Err(err)) => Err(err.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Sends an event and collects one acknowledgement per reached client, until all arrived or
@@ -116,25 +241,24 @@ impl BroadcastOperator {
         event: &str,
         data: &T,
     ) -> Result<Vec<AckResponse>, BroadcastAckError> {
-        let payload = EventPayload::single(event, data).map_err(|_| BroadcastAckError {
-            responses: Vec::new(),
-            missing: 0,
-        })?;
-        let adapter = self.ns.adapter();
+        let failed = |source: EmitError, responses| BroadcastAckError::Failed { responses, source };
+        let payload = EventPayload::single(event, data).map_err(|e| failed(e, Vec::new()))?;
+        self.report_out(event, &payload);
+        let adapter: &Arc<dyn Adapter> = self.ns.adapter();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        if adapter
-            .broadcast_with_ack(&payload, &self.opts, tx)
-            .is_err()
+        if let Err(err) = adapter
+            .broadcast_with_ack(payload, self.opts.clone(), tx)
+            .await
         {
-            return Err(BroadcastAckError {
-                responses: Vec::new(),
-                missing: 0,
-            });
+            return Err(failed(err.into(), drain_acks(&mut rx)));
         }
         let servers = if self.opts.flags.local {
             1
         } else {
-            adapter.server_count().await
+            match adapter.server_count().await {
+                Ok(n) => n,
+                Err(err) => return Err(failed(err.into(), drain_acks(&mut rx))),
+            }
         };
         let timeout = self
             .opts
@@ -144,7 +268,7 @@ impl BroadcastOperator {
         let deadline = tokio::time::Instant::now() + timeout;
         let (mut counted, mut expected, mut responses) = (0usize, 0usize, Vec::new());
         loop {
-            if counted == servers && responses.len() >= expected {
+            if counted >= servers && responses.len() >= expected {
                 return Ok(responses);
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -156,7 +280,7 @@ impl BroadcastOperator {
                 // Every recipient is gone (disconnected) or the deadline passed.
                 Ok(None) | Err(_) => {
                     let missing = expected.saturating_sub(responses.len());
-                    return Err(BroadcastAckError { responses, missing });
+                    return Err(BroadcastAckError::Timeout { responses, missing });
                 }
             }
         }
@@ -168,28 +292,56 @@ impl BroadcastOperator {
         }
     }
 
-    /// Describes the selected sockets.
+    /// Describes the selected sockets, on every server.
     pub async fn fetch_sockets(&self) -> Result<Vec<SocketInfo>, AdapterError> {
-        self.ns.adapter().fetch_sockets(&self.opts).await
+        let details = self.ns.adapter().fetch_sockets(self.opts.clone()).await?;
+        Ok(details
+            .into_iter()
+            .map(|d: SocketDetails| SocketInfo {
+                local: self.ns.sockets_by_id(std::slice::from_ref(&d.id)).pop(),
+                id: d.id,
+                rooms: d.rooms,
+                handshake: d.handshake,
+                data: d.data,
+                ns: self.ns.clone(),
+            })
+            .collect())
     }
 
     /// Makes the selected sockets join `rooms`.
     pub async fn sockets_join(&self, rooms: &[&str]) -> Result<(), AdapterError> {
         let rooms: Vec<Room> = rooms.iter().map(|r| Room::from(*r)).collect();
-        self.ns.adapter().add_sockets(&self.opts, &rooms).await
+        self.ns
+            .adapter()
+            .add_sockets(self.opts.clone(), rooms)
+            .await
     }
 
     /// Makes the selected sockets leave `rooms`.
     pub async fn sockets_leave(&self, rooms: &[&str]) -> Result<(), AdapterError> {
         let rooms: Vec<Room> = rooms.iter().map(|r| Room::from(*r)).collect();
-        self.ns.adapter().del_sockets(&self.opts, &rooms).await
+        self.ns
+            .adapter()
+            .del_sockets(self.opts.clone(), rooms)
+            .await
     }
 
     /// Disconnects the selected sockets; `close` also closes their connections.
     pub async fn disconnect_sockets(&self, close: bool) -> Result<(), AdapterError> {
         self.ns
             .adapter()
-            .disconnect_sockets(&self.opts, close)
+            .disconnect_sockets(self.opts.clone(), close)
             .await
     }
+}
+
+/// Acks that arrived before a failure.
+fn drain_acks(rx: &mut mpsc::UnboundedReceiver<AckEvent>) -> Vec<AckResponse> {
+    let mut out = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        if let AckEvent::Ack(response) = event {
+            out.push(response);
+        }
+    }
+    out
 }

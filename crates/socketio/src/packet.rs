@@ -121,6 +121,27 @@ pub struct Args {
 }
 
 impl Args {
+    /// Arguments from a JSON array (binary values as placeholders referring to `attachments`),
+    /// checked against `limits` like a client's packet.
+    ///
+    /// ```
+    /// use socketio::packet::{Args, Limits};
+    /// let args = Args::from_json("[1,\"two\"]".into(), Vec::new(), &Limits::default()).unwrap();
+    /// assert_eq!(args.raw(1), Some("\"two\""));
+    /// ```
+    pub fn from_json(
+        json: Bytes,
+        attachments: Vec<Bytes>,
+        limits: &Limits,
+    ) -> Result<Args, ParseError> {
+        if attachments.len() > limits.max_attachments {
+            return Err(ParseError::TooManyAttachments(limits.max_attachments));
+        }
+        let mut args = parse_args(json, limits)?;
+        args.attachments = attachments;
+        Ok(args)
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.ranges.len()
@@ -159,12 +180,10 @@ impl Args {
         }
         self
     }
-}
 
-impl Packet {
-    /// The event name of an EVENT packet (its first argument as a string, or a number).
+    /// The first element as an event name (a string, or a number).
     pub fn event_name(&self) -> Option<std::borrow::Cow<'_, str>> {
-        let raw = self.args.raw(0)?;
+        let raw = self.raw(0)?;
         if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
             if !inner.contains('\\') {
                 return Some(std::borrow::Cow::Borrowed(inner));
@@ -175,6 +194,13 @@ impl Packet {
             serde_json::Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
             _ => None,
         }
+    }
+}
+
+impl Packet {
+    /// The event name of an EVENT packet (its first argument as a string, or a number).
+    pub fn event_name(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.args.event_name()
     }
 }
 

@@ -22,7 +22,8 @@ use tower_service::Service;
 use crate::adapter::{Adapter, LocalAdapter, RecoveryConfig, Room};
 use crate::client::Client;
 use crate::error::EmitError;
-use crate::namespace::{AdapterFactory, Namespace, NsHandlers, NsInner, NsWeak};
+use crate::local::LocalNamespace;
+use crate::namespace::{AdapterFactory, Namespace, NsHandlers, NsInner, NsSettings};
 use crate::observer::Observer;
 use crate::operators::BroadcastOperator;
 use crate::packet::Limits;
@@ -70,17 +71,57 @@ pub(crate) struct ServerInner {
     namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
     dynamic: RwLock<Vec<(DynamicMatcher, Arc<NsHandlers>)>>,
     adapter: AdapterFactory,
+    server_id: Arc<str>,
 }
 
 impl ServerInner {
-    fn create_ns(&self, name: &str, handlers: Arc<NsHandlers>) -> Arc<NsInner> {
+    /// A namespace with its adapter. Called outside the namespaces lock: the adapter factory
+    /// is user code.
+    fn create_ns(
+        &self,
+        name: &str,
+        handlers: Arc<NsHandlers>,
+        factory: &AdapterFactory,
+    ) -> Arc<NsInner> {
         NsInner::new(
             name.to_owned(),
             handlers,
-            self.config.recovery,
-            &self.adapter,
-            self.config.observer.as_ref().map(|o| o.0.clone()),
+            NsSettings {
+                server_id: &self.server_id,
+                recovery: self.config.recovery,
+                limits: self.config.limits,
+                adapter: factory,
+                observer: self.config.observer.as_ref().map(|o| o.0.clone()),
+            },
         )
+    }
+
+    /// The registered namespace `name`, or a new one made by `handlers()`: built outside the
+    /// lock, inserted under it unless another thread was first (the loser is dropped before
+    /// its adapter was initialized, so it has done nothing).
+    fn get_or_create(
+        &self,
+        name: &str,
+        handlers: impl FnOnce() -> Arc<NsHandlers>,
+    ) -> Arc<NsInner> {
+        if let Some(ns) = self
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return ns.clone();
+        }
+        let created = self.create_ns(name, handlers(), &self.adapter);
+        let ns = self
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_insert(created)
+            .clone();
+        ns.start();
+        ns
     }
 
     /// The namespace a CONNECT addresses: registered, or created from a matching dynamic family.
@@ -100,13 +141,7 @@ impl ServerInner {
             .iter()
             .find(|(matches, _)| matches(name))
             .map(|(_, h)| h.clone())?;
-        let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
-        Some(
-            namespaces
-                .entry(name.to_owned())
-                .or_insert_with(|| self.create_ns(name, handlers))
-                .clone(),
-        )
+        Some(self.get_or_create(name, || handlers))
     }
 }
 
@@ -134,9 +169,7 @@ impl Default for SocketIoBuilder {
                 observer: None,
             },
             state: http::Extensions::new(),
-            adapter: Arc::new(|ns: NsWeak, recovery| {
-                Arc::new(LocalAdapter::new(ns, recovery)) as Arc<dyn Adapter>
-            }),
+            adapter: local_adapter_factory(),
         }
     }
 }
@@ -254,10 +287,12 @@ impl SocketIoBuilder {
         self
     }
 
-    /// Uses another adapter (a cluster adapter) instead of the in-memory one.
+    /// Uses another adapter (a cluster adapter) instead of the in-memory one. The factory is
+    /// called once per namespace, outside every lock, with the namespace's local-delivery
+    /// handle; it must not block (asynchronous set-up goes in [`Adapter::init`]).
     pub fn adapter<F>(mut self, factory: F) -> Self
     where
-        F: Fn(NsWeak, Option<RecoveryConfig>) -> Arc<dyn Adapter> + Send + Sync + 'static,
+        F: Fn(LocalNamespace) -> Arc<dyn Adapter> + Send + Sync + 'static,
     {
         self.adapter = Arc::new(factory);
         self
@@ -271,6 +306,7 @@ impl SocketIoBuilder {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             adapter: self.adapter,
+            server_id: Arc::from(new_server_id()),
         });
         let bridge = Arc::new(Bridge {
             server: Arc::downgrade(&inner),
@@ -280,6 +316,18 @@ impl SocketIoBuilder {
         io.of("/");
         io
     }
+}
+
+fn local_adapter_factory() -> AdapterFactory {
+    Arc::new(|ns: LocalNamespace| Arc::new(LocalAdapter::new(ns)) as Arc<dyn Adapter>)
+}
+
+/// 8 random bytes as 16 lowercase hex characters, like Node's cluster adapter `uid`.
+fn new_server_id() -> String {
+    use rand::RngCore;
+    let mut raw = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Bridge {
@@ -350,16 +398,10 @@ impl SocketIo {
         } else {
             format!("/{name}")
         };
-        let mut namespaces = self
-            .inner
-            .namespaces
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let ns = namespaces
-            .entry(name.clone())
-            .or_insert_with(|| self.inner.create_ns(&name, Arc::new(NsHandlers::default())))
-            .clone();
-        Namespace(ns)
+        Namespace(
+            self.inner
+                .get_or_create(&name, || Arc::new(NsHandlers::default())),
+        )
     }
 
     /// A family of namespaces created on demand for names accepted by `matches`. They share the
@@ -374,8 +416,12 @@ impl SocketIo {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push((Arc::new(matches), handlers.clone()));
-        // A handle for registering handlers; it is never connected to itself.
-        Namespace(self.inner.create_ns("<dynamic>", handlers))
+        // A handle for registering handlers; it is never connected to itself, so it gets an
+        // in-memory adapter (no cluster subscription for a namespace that does not exist).
+        Namespace(
+            self.inner
+                .create_ns("<dynamic>", handlers, &local_adapter_factory()),
+        )
     }
 
     /// The namespace `name` if it exists.
@@ -421,9 +467,20 @@ impl SocketIo {
         self.engine.session_count()
     }
 
-    /// Disconnects every client with the reason "server shutting down".
-    pub fn close(&self) {
+    /// Disconnects every client with the reason "server shutting down", then closes every
+    /// namespace's adapter (a cluster adapter tells its peers it is leaving).
+    pub async fn close(&self) {
         self.engine.close_all(CloseReason::ServerShutdown);
+        for ns in self.namespaces() {
+            if let Err(err) = ns.0.adapter().close().await {
+                tracing::warn!(nsp = ns.name(), error = %err, "adapter close failed");
+            }
+        }
+    }
+
+    /// This server's id in the cluster (16 hex characters).
+    pub fn server_id(&self) -> &str {
+        &self.inner.server_id
     }
 
     /// A tower service answering the Socket.IO path (404 elsewhere).

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::adapter::{AckEvent, BroadcastOptions, PersistedSession, Room};
+use crate::adapter::{AckEvent, PersistedSession, Room};
 use crate::client::Client;
 use crate::encode::{
     encode_control, encode_event, encode_raw_args_packet, encode_value_packet, EncodedPacket,
@@ -22,10 +22,10 @@ use crate::encode::{
 };
 use crate::error::{AckError, EmitError, HandlerError};
 use crate::handler::{
-    deserialize_args, erase, run_inline, DisconnectHandler, ErasedHandler, EventContext,
-    EventHandler,
+    erase, run_inline, DisconnectHandler, ErasedHandler, EventContext, EventHandler,
 };
 use crate::handshake::Handshake;
+use crate::local::AckResponse;
 use crate::namespace::NsInner;
 use crate::operators::BroadcastOperator;
 use crate::packet::{Args, Packet, PacketType};
@@ -105,26 +105,6 @@ impl From<engineio::CloseReason> for DisconnectReason {
 impl std::fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The arguments of an acknowledgement received from a client.
-#[derive(Debug, Clone)]
-pub struct AckResponse {
-    args: Args,
-    /// The socket that answered.
-    pub socket_id: Sid,
-}
-
-impl AckResponse {
-    /// The arguments deserialized as `T` (one argument) or a tuple (several).
-    pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        deserialize_args(&self.args)
-    }
-
-    /// The raw arguments.
-    pub fn args(&self) -> &Args {
-        &self.args
     }
 }
 
@@ -242,6 +222,7 @@ pub(crate) struct SocketInner {
     acks: Mutex<HashMap<u64, AckSlot>>,
     next_ack: AtomicU64,
     extensions: RwLock<http::Extensions>,
+    data: RwLock<Option<Box<serde_json::Value>>>,
     connected: AtomicBool,
     recovered: bool,
 }
@@ -282,6 +263,7 @@ impl Socket {
             acks: Mutex::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
             extensions: RwLock::new(extensions),
+            data: RwLock::new(None),
             connected: AtomicBool::new(true),
             recovered,
         }))
@@ -443,11 +425,7 @@ impl Socket {
         }
         if self.0.ns.recovery_enabled() && !volatile {
             // Through the adapter, so that the event gets an offset and is logged for replay.
-            let opts = BroadcastOptions {
-                rooms: vec![Room::from(self.0.id.as_str())],
-                ..BroadcastOptions::default()
-            };
-            return Ok(self.0.ns.adapter().broadcast(&payload, &opts)?);
+            return BroadcastOperator::for_socket(self).emit_raw(payload);
         }
         let encoded = encode_event(self.ns_name(), None, &payload, None);
         self.send_encoded(&encoded, volatile)
@@ -608,6 +586,33 @@ impl Socket {
             .unwrap_or_else(|e| e.into_inner())
             .get::<T>()
             .cloned()
+    }
+
+    /// Sets the socket's JSON data (Node's `socket.data`): what `fetch_sockets` reports for this
+    /// socket on every server of the cluster, and what connection state recovery restores.
+    pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), EmitError> {
+        self.replace_data(serde_json::to_value(data)?);
+        Ok(())
+    }
+
+    pub(crate) fn replace_data(&self, value: serde_json::Value) {
+        *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = non_empty(value);
+    }
+
+    /// The socket's JSON data deserialized as `T`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(self.data_value())
+    }
+
+    /// The socket's JSON data (`{}` until set).
+    pub fn data_value(&self) -> serde_json::Value {
+        self.0
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
     }
 
     /// Shared state registered with the server builder.
@@ -776,10 +781,7 @@ impl Socket {
             tracing::trace!(sid = %self.0.id, id, "ack for unknown id");
             return;
         };
-        let response = AckResponse {
-            args: packet.args,
-            socket_id: self.0.id,
-        };
+        let response = AckResponse::new(packet.args, Some(self.0.id));
         match slot {
             AckSlot::Once(tx) => {
                 let _ = tx.send(Ok(response));
@@ -801,17 +803,21 @@ impl Socket {
         }
         let adapter = self.0.ns.adapter();
         if let (true, Some(pid)) = (reason.is_recoverable(), self.0.pid) {
-            adapter.persist_session(PersistedSession {
-                sid: self.0.id,
-                pid,
-                rooms: adapter.socket_rooms(self.0.id),
-                data: self
-                    .0
-                    .extensions
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone(),
-            });
+            let extensions = self
+                .0
+                .extensions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            adapter.persist_session(
+                PersistedSession::new(
+                    self.0.id,
+                    pid,
+                    adapter.socket_rooms(self.0.id),
+                    self.data_value(),
+                )
+                .with_extensions(extensions),
+            );
         }
         adapter.del_all(self.0.id);
         self.0.ns.remove_socket(self.0.id);
@@ -859,6 +865,14 @@ impl Socket {
             .any_handler
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// No allocation for the default `{}` (most sockets never set data).
+fn non_empty(value: serde_json::Value) -> Option<Box<serde_json::Value>> {
+    match &value {
+        serde_json::Value::Object(map) if map.is_empty() => None,
+        _ => Some(Box::new(value)),
     }
 }
 

@@ -138,7 +138,7 @@ fn handlers(socket: &Socket) {
             .await;
         let summary = match answers {
             Ok(all) => serde_json::json!({"complete": true, "count": all.len()}),
-            Err(err) => serde_json::json!({"complete": false, "count": err.responses.len(), "missing": err.missing}),
+            Err(err) => serde_json::json!({"complete": false, "count": err.responses().len(), "missing": err.missing()}),
         };
         ack.send(&summary)?;
         Ok::<_, HandlerError>(())
