@@ -107,7 +107,8 @@ pub enum EmitError {
     /// The event name is reserved by the protocol.
     #[error("reserved event name {0:?}")]
     ReservedEvent(String),
-    /// The adapter could not deliver or publish.
+    /// The adapter could not publish to the other servers (this server's sockets got the
+    /// event; the others did not).
     #[error("adapter error: {0}")]
     Adapter(#[from] AdapterError),
 }
