@@ -1,34 +1,128 @@
-// The benchmark contract on the Node.js reference server (socket.io@4), on 127.0.0.1:$PORT.
+// The benchmark contract on the Node.js reference server (socket.io@4), on 127.0.0.1:$PORT,
+// with the cluster operations when SOCKETIO_ADAPTER names a Redis adapter (see bench/README.md).
 const { createServer } = require("node:http");
 const { Server } = require("socket.io");
 
 const port = Number(process.env.PORT || 3000);
-const httpServer = createServer();
-httpServer.on("connection", (socket) => socket.setNoDelay(true));
-const io = new Server(httpServer);
+const adapter = process.env.SOCKETIO_ADAPTER || "memory";
+const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+const nodeName = process.env.NODE_NAME || "node";
 
-io.use((socket, next) => {
-  if (socket.handshake.auth && socket.handshake.auth.token === "bad") {
-    return next(new Error("unauthorized"));
+async function main() {
+  const httpServer = createServer();
+  httpServer.on("connection", (socket) => socket.setNoDelay(true));
+  const io = new Server(httpServer);
+
+  if (adapter !== "memory") {
+    const { createClient } = require("redis");
+    const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+    const pub = createClient({ url: redisUrl });
+    const sub = pub.duplicate();
+    for (const client of [pub, sub]) client.on("error", (err) => console.error("redis:", err.message));
+    await Promise.all([pub.connect(), sub.connect()]);
+    if (adapter === "redis-sharded") io.adapter(createShardedAdapter(pub, sub));
+    else if (adapter === "redis") io.adapter(createAdapter(pub, sub));
+    else throw new Error(`unknown SOCKETIO_ADAPTER ${adapter}`);
   }
-  next();
-});
 
-io.on("connection", (socket) => {
-  socket.on("echo", (data, ack) => {
-    if (typeof ack === "function") ack(data);
-    else socket.emit("echo", data);
+  io.use((socket, next) => {
+    if (socket.handshake.auth && socket.handshake.auth.token === "bad") {
+      return next(new Error("unauthorized"));
+    }
+    next();
   });
-  socket.on("join", (room, ack) => {
-    socket.join(room);
-    if (typeof ack === "function") ack("ok");
-  });
-  socket.on("broadcast", (msg) => {
-    io.to(msg.room).emit("bcast", msg.data);
-  });
-  socket.on("fail", () => {
-    socket.emit("error", { message: "boom" });
-  });
-});
 
-httpServer.listen(port, "127.0.0.1", () => console.log(`node socket.io peer on 127.0.0.1:${port}`));
+  // Server-side events from the other servers of the cluster.
+  io.on("hello", (data, cb) => cb({ node: nodeName, got: data }));
+
+  const ok = (ack) => (typeof ack === "function" ? ack : () => {});
+  const sortedIds = (sockets) => sockets.map((s) => s.id).sort();
+
+  // A failing cluster operation answers {error} instead of crashing the peer.
+  process.on("unhandledRejection", (err) => console.error("unhandled:", err && err.message));
+
+  io.on("connection", (socket) => {
+    socket.data = { node: nodeName };
+    socket.on("echo", (data, ack) => {
+      if (typeof ack === "function") ack(data);
+      else socket.emit("echo", data);
+    });
+    socket.on("join", (room, ack) => {
+      socket.join(room);
+      ok(ack)("ok");
+    });
+    socket.on("broadcast", (msg) => {
+      io.to(msg.room).emit("bcast", msg.data);
+    });
+    socket.on("fail", () => {
+      socket.emit("error", { message: "boom" });
+    });
+
+    // Cluster operations.
+    socket.on("sockets", async (ack) => {
+      try {
+        ok(ack)(sortedIds(await io.fetchSockets()));
+      } catch (err) {
+        ok(ack)({ error: err.message });
+      }
+    });
+    socket.on("servers", async (ack) => ok(ack)(await io.of("/").adapter.serverCount()));
+    socket.on("ask", async (room, ack) => {
+      try {
+        const answers = await io.to(room).timeout(2000).emitWithAck("question", nodeName);
+        ok(ack)({ ok: answers.map(String).sort() });
+      } catch (err) {
+        ok(ack)({ error: err.message });
+      }
+    });
+    socket.on("pull", async ({ target, room }, ack) => {
+      io.in(target).socketsJoin(room);
+      ok(ack)("ok");
+    });
+    socket.on("drop", async ({ target, room }, ack) => {
+      io.in(target).socketsLeave(room);
+      ok(ack)("ok");
+    });
+    socket.on("kick", async (room, ack) => {
+      io.in(room).disconnectSockets();
+      ok(ack)("ok");
+    });
+    socket.on("details", async (ack) => {
+      try {
+        const sockets = await io.fetchSockets();
+        ok(ack)(
+          sockets
+            .map((s) => ({ id: s.id, rooms: [...s.rooms].sort(), data: s.data, eio: s.handshake.query.EIO }))
+            .sort((a, b) => (a.id < b.id ? -1 : 1)),
+        );
+      } catch (err) {
+        ok(ack)({ error: err.message });
+      }
+    });
+    socket.on("emit", (msg, ack) => {
+      let op = io;
+      for (const room of msg.rooms || []) op = op.to(room);
+      for (const room of msg.except || []) op = op.except(room);
+      if (msg.local) op = op.local;
+      op.emit(msg.event, msg.binary ? Buffer.from([1, 2, 3]) : msg.data);
+      ok(ack)("ok");
+    });
+    socket.on("peers", async (data, ack) => {
+      try {
+        const answers = await io.serverSideEmitWithAck("hello", data);
+        ok(ack)({ ok: answers.map((a) => JSON.stringify(a)).sort() });
+      } catch (err) {
+        ok(ack)({ error: err.message });
+      }
+    });
+  });
+
+  httpServer.listen(port, "127.0.0.1", () =>
+    console.log(`node socket.io peer on 127.0.0.1:${port} (adapter ${adapter})`),
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod procstat;
 pub mod raw;
+pub mod redis;
 pub mod report;
 pub mod scenario;
 pub mod stats;

@@ -1,0 +1,102 @@
+//! A real `redis-server` (Debian's package) for tests: started on a free port of 127.0.0.1,
+//! without persistence, stopped by PID when dropped; it can be killed and restarted on the same
+//! port to test outages. Each test starts its own, so parallel tests never share channels.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    binary: String,
+}
+
+/// The `redis-server` binary: `$REDIS_SERVER`, else `redis-server` on the `PATH`, if it runs.
+pub fn redis_binary() -> Option<String> {
+    let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    Command::new(&binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .map(|_| binary)
+}
+
+/// A Redis for a test, or `None` (with the reason printed) when `redis-server` is not installed
+/// outside CI. Under CI (`CI` set) a missing `redis-server` fails the test.
+pub fn redis_for_test() -> Option<RedisServer> {
+    match redis_binary() {
+        Some(binary) => Some(RedisServer::start(&binary)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("redis-server is not installed (CI installs Debian's redis-server)")
+        }
+        None => {
+            eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+            None
+        }
+    }
+}
+
+impl RedisServer {
+    /// Starts `binary` on a free port and waits until it accepts connections.
+    pub fn start(binary: &str) -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut server = RedisServer {
+            child: None,
+            port,
+            binary: binary.to_owned(),
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,27 @@
+//! Redis adapters for `socketio`, wire-compatible with the Node.js packages, so Rust and Node
+//! servers on one Redis form one cluster:
+//! - [`ShardedAdapter`]: `@socket.io/redis-adapter`'s `createShardedAdapter` (Redis 7 sharded
+//!   pub/sub), a transport under `socketio-cluster`'s message model.
+//!
+//! [`RedisConnection`] is one server's link to Redis (one connection that publishes, one that
+//! subscribes), shared by every namespace.
+//!
+//! ```no_run
+//! use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let redis = RedisConnection::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
+//! let io = socketio::SocketIo::builder()
+//!     .adapter(ShardedAdapter::factory(redis, ShardedOptions::new()))
+//!     .build();
+//! io.of("/").ready().await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! io.serve(listener).await?;
+//! # Ok(()) }
+//! ```
+
+mod conn;
+mod sharded;
+
+pub use conn::{RedisConfig, RedisConnection, RedisStats};
+pub use sharded::{ShardedAdapter, ShardedOptions, SubscriptionMode};

@@ -1,0 +1,266 @@
+//! The benchmark contract on this library, on 127.0.0.1:$PORT (see `bench/README.md`), with
+//! the cluster operations when `SOCKETIO_ADAPTER` names a Redis adapter (`redis-sharded`;
+//! `REDIS_URL`, default `redis://127.0.0.1:6379`).
+//!
+//! Run: `cargo run --release -p socketio-server --example bench_peer`
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use socketio::{
+    AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, RawArgs, ServerEvent,
+    Socket, SocketIo, SocketIoBuilder,
+};
+use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions};
+
+#[derive(Deserialize)]
+struct Broadcast {
+    room: String,
+    data: Box<serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Move {
+    target: String,
+    room: String,
+}
+
+#[derive(Deserialize)]
+struct Emit {
+    #[serde(default)]
+    rooms: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    local: bool,
+    event: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    binary: bool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn with_adapter(builder: SocketIoBuilder) -> Result<SocketIoBuilder, BoxError> {
+    let kind = std::env::var("SOCKETIO_ADAPTER").unwrap_or_else(|_| "memory".into());
+    if kind == "memory" {
+        return Ok(builder);
+    }
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = RedisConnection::connect(RedisConfig::new(url)).await?;
+    match kind.as_str() {
+        "redis-sharded" => {
+            Ok(builder.adapter(ShardedAdapter::factory(redis, ShardedOptions::new())))
+        }
+        other => Err(format!("unknown SOCKETIO_ADAPTER {other}").into()),
+    }
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// What JavaScript's `String(value)` gives for the answers the tests send (strings, numbers).
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn register(socket: &Socket, name: &'static str) {
+    socket.set_data(&serde_json::json!({"node": name})).ok();
+    socket.on(
+        "echo",
+        |socket: Socket, RawArgs(args), ack: AckSender| async move {
+            if ack.expected() {
+                ack.send_raw(&args)?;
+            } else {
+                let raw = args.raw_array_from(0);
+                socket.emit_raw(socketio::EventPayload::from_raw(
+                    "echo",
+                    &raw,
+                    args.attachments,
+                )?)?;
+            }
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "join",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            socket.join(room);
+            ack.send("ok")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "broadcast",
+        |socket: Socket, Data(msg): Data<Broadcast>| async move {
+            socket.namespace().to(msg.room).emit("bcast", &msg.data)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on("fail", || async { Err::<(), _>(HandlerError::new("boom")) });
+
+    // Cluster operations.
+    socket.on("sockets", |socket: Socket, ack: AckSender| async move {
+        let all = socket.namespace().fetch_sockets().await?;
+        ack.send(&sorted(all.iter().map(|s| s.id.to_string()).collect()))?;
+        Ok::<_, HandlerError>(())
+    });
+    socket.on("servers", |socket: Socket, ack: AckSender| async move {
+        ack.send(&socket.namespace().server_count().await?)?;
+        Ok::<_, HandlerError>(())
+    });
+    socket.on(
+        "ask",
+        move |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            let answers = socket
+                .namespace()
+                .to(room)
+                .timeout(Duration::from_secs(2))
+                .emit_with_ack("question", name)
+                .await;
+            let reply = match answers {
+                Ok(list) => {
+                    let texts = list.iter().map(|a| {
+                        a.data::<serde_json::Value>()
+                            .map(|v| text_of(&v))
+                            .unwrap_or_default()
+                    });
+                    serde_json::json!({"ok": sorted(texts.collect())})
+                }
+                Err(err) => serde_json::json!({"error": err.to_string()}),
+            };
+            ack.send(&reply)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "pull",
+        |socket: Socket, Data(m): Data<Move>, ack: AckSender| async move {
+            socket
+                .namespace()
+                .to(m.target)
+                .sockets_join(&[&m.room])
+                .await?;
+            ack.send("ok")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "drop",
+        |socket: Socket, Data(m): Data<Move>, ack: AckSender| async move {
+            socket
+                .namespace()
+                .to(m.target)
+                .sockets_leave(&[&m.room])
+                .await?;
+            ack.send("ok")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "kick",
+        |socket: Socket, Data(room): Data<String>, ack: AckSender| async move {
+            socket
+                .namespace()
+                .to(room)
+                .disconnect_sockets(false)
+                .await?;
+            ack.send("ok")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on("details", |socket: Socket, ack: AckSender| async move {
+        let mut all = socket.namespace().fetch_sockets().await?;
+        all.sort_by_key(|a| a.id);
+        let list: Vec<serde_json::Value> = all
+            .iter()
+            .map(|s| {
+                let rooms = sorted(s.rooms.iter().map(|r| r.to_string()).collect());
+                let eio = &s.handshake["query"]["EIO"];
+                serde_json::json!({"id": s.id.as_str(), "rooms": rooms, "data": s.data, "eio": eio})
+            })
+            .collect();
+        ack.send(&list)?;
+        Ok::<_, HandlerError>(())
+    });
+    socket.on(
+        "emit",
+        |socket: Socket, Data(m): Data<Emit>, ack: AckSender| async move {
+            let mut op = socket.namespace().broadcast();
+            for room in m.rooms {
+                op = op.to(room);
+            }
+            for room in m.except {
+                op = op.except(room);
+            }
+            if m.local {
+                op = op.local();
+            }
+            if m.binary {
+                op.emit(&m.event, &Binary::from(vec![1u8, 2, 3]))?;
+            } else {
+                op.emit(&m.event, &m.data)?;
+            }
+            ack.send("ok")?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+    socket.on(
+        "peers",
+        |socket: Socket, Data(data): Data<serde_json::Value>, ack: AckSender| async move {
+            let reply = match socket
+                .namespace()
+                .server_side_emit_with_ack("hello", &data)
+                .await
+            {
+                Ok(list) => {
+                    let texts = list.iter().map(|a| {
+                        a.data::<serde_json::Value>()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default()
+                    });
+                    serde_json::json!({"ok": sorted(texts.collect())})
+                }
+                Err(err) => serde_json::json!({"error": err.to_string()}),
+            };
+            ack.send(&reply)?;
+            Ok::<_, HandlerError>(())
+        },
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let name: &'static str = Box::leak(
+        std::env::var("NODE_NAME")
+            .unwrap_or_else(|_| "rs".into())
+            .into_boxed_str(),
+    );
+    let io = with_adapter(SocketIo::builder()).await?.build();
+    io.of("/")
+        .use_middleware(|req: ConnectRequest| async move {
+            if req.auth_value().get("token").and_then(|t| t.as_str()) == Some("bad") {
+                return Err(ConnectError::new("unauthorized"));
+            }
+            Ok(())
+        })
+        .on_server_event("hello", move |event: ServerEvent| async move {
+            let got: serde_json::Value = event.data().unwrap_or_default();
+            event
+                .ack(&serde_json::json!({"node": name, "got": got}))
+                .ok();
+        })
+        .on_connection(move |socket: Socket| async move { register(&socket, name) });
+    io.of("/").ready().await?;
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("socketio-rs peer on 127.0.0.1:{port}");
+    io.serve(listener).await?;
+    Ok(())
+}
