@@ -13,9 +13,10 @@ use socketio::{
     LocalAdapter, LocalNamespace, PersistedSession, RestoredSession, Room, ServerAck,
     ServerAckError, ServerEvent, Sid, SocketDetails,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::message::{random_id, ClusterMessage, MessageBody, EMITTER_UID};
+use crate::requests::{RequestRegistry, Waiting};
 use crate::transport::{Inbound, Transport};
 use crate::value::{ack_to_value, value_to_ack};
 
@@ -80,63 +81,6 @@ impl ClusterConfig {
     }
 }
 
-/// Who a request still waits for.
-enum Waiting {
-    /// Without heartbeats: a number of answers.
-    Count { got: usize, expected: usize },
-    /// With heartbeats: the known peers that have not answered.
-    Uids(HashSet<String>),
-}
-
-impl Waiting {
-    fn answered(&mut self, uid: &str) {
-        match self {
-            Waiting::Count { got, .. } => *got += 1,
-            Waiting::Uids(uids) => {
-                uids.remove(uid);
-            }
-        }
-    }
-
-    fn missing(&self) -> usize {
-        match self {
-            Waiting::Count { got, expected } => expected.saturating_sub(*got),
-            Waiting::Uids(uids) => uids.len(),
-        }
-    }
-}
-
-enum Pending {
-    Fetch {
-        waiting: Waiting,
-        sockets: Vec<SocketDetails>,
-        done: Option<oneshot::Sender<()>>,
-    },
-    ServerEmit {
-        waiting: Waiting,
-        responses: Vec<AckResponse>,
-        done: Option<oneshot::Sender<()>>,
-    },
-    BroadcastAck {
-        events: mpsc::UnboundedSender<AckEvent>,
-    },
-}
-
-impl Pending {
-    /// Signals the waiting requester once nothing is missing.
-    fn settle_if_complete(&mut self) {
-        if let Pending::Fetch { waiting, done, .. } | Pending::ServerEmit { waiting, done, .. } =
-            self
-        {
-            if waiting.missing() == 0 {
-                if let Some(done) = done.take() {
-                    let _ = done.send(());
-                }
-            }
-        }
-    }
-}
-
 struct Core {
     me: Weak<Core>,
     local: LocalAdapter,
@@ -144,7 +88,7 @@ struct Core {
     uid: String,
     nsp: String,
     config: ClusterConfig,
-    requests: Mutex<HashMap<String, Pending>>,
+    requests: RequestRegistry,
     peers: Mutex<HashMap<String, Instant>>,
     last_publish: Mutex<Instant>,
     heartbeat_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -196,7 +140,7 @@ impl ClusterAdapter {
                 uid,
                 nsp,
                 config,
-                requests: Mutex::new(HashMap::new()),
+                requests: RequestRegistry::new(),
                 peers: Mutex::new(HashMap::new()),
                 last_publish: Mutex::new(Instant::now()),
                 heartbeat_task: Mutex::new(None),
@@ -267,31 +211,11 @@ impl Core {
         }
         let servers = self.transport.server_count(&self.nsp).await?;
         let expected = servers.saturating_sub(1);
-        Ok((expected > 0).then_some(Waiting::Count { got: 0, expected }))
+        Ok((expected > 0).then_some(Waiting::count(expected)))
     }
 
     fn server_count_now(&self) -> Option<usize> {
         self.config.heartbeat.map(|_| 1 + lock(&self.peers).len())
-    }
-
-    /// Registers a request, publishes it, waits for its answers or the timeout, and returns
-    /// what the registry holds then.
-    async fn request(
-        &self,
-        request_id: String,
-        pending: Pending,
-        body: MessageBody,
-        timeout: Duration,
-        done: oneshot::Receiver<()>,
-    ) -> Result<Pending, (AdapterError, Option<Pending>)> {
-        lock(&self.requests).insert(request_id.clone(), pending);
-        if let Err(err) = self.publish(body).await {
-            let entry = lock(&self.requests).remove(&request_id);
-            return Err((err, entry));
-        }
-        let _ = tokio::time::timeout(timeout, done).await;
-        let entry = lock(&self.requests).remove(&request_id);
-        entry.ok_or((AdapterError::Closed, None))
     }
 
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
@@ -343,15 +267,7 @@ impl Core {
 
     fn forget_peer(&self, uid: &str) {
         lock(&self.peers).remove(uid);
-        let mut requests = lock(&self.requests);
-        for pending in requests.values_mut() {
-            if let Pending::Fetch { waiting, .. } | Pending::ServerEmit { waiting, .. } = pending {
-                if let Waiting::Uids(uids) = waiting {
-                    uids.remove(uid);
-                }
-            }
-            pending.settle_if_complete();
-        }
+        self.requests.forget_peer(uid);
     }
 
     /// A broadcast with acks from a peer: deliver, report the count, forward each ack.
@@ -514,53 +430,28 @@ impl Inbound for Core {
             return;
         };
         let limits = *core.local.namespace().limits();
-        let mut requests = lock(&core.requests);
-        let Some(pending) = requests.get_mut(&request_id) else {
-            tracing::trace!(request_id, "response to an unknown or finished request");
-            return;
-        };
-        match (message.body, pending) {
-            (
-                MessageBody::FetchSocketsResponse { sockets: more, .. },
-                Pending::Fetch {
-                    waiting, sockets, ..
-                },
-            ) => {
-                sockets.extend(more);
-                waiting.answered(&message.uid);
+        let from = message.uid.as_str();
+        match message.body {
+            MessageBody::FetchSocketsResponse { sockets, .. } => {
+                core.requests.on_sockets(&request_id, from, sockets);
             }
-            (
-                MessageBody::ServerSideEmitResponse { packet, .. },
-                Pending::ServerEmit {
-                    waiting, responses, ..
-                },
-            ) => {
+            MessageBody::ServerSideEmitResponse { packet, .. } => {
                 match value_to_ack(&packet, &limits) {
-                    Ok(answer) => responses.push(answer),
+                    Ok(answer) => core
+                        .requests
+                        .on_server_emit_answer(&request_id, from, answer),
                     Err(err) => tracing::warn!(error = %err, "server-side emit answer refused"),
                 }
-                waiting.answered(&message.uid);
             }
-            (
-                MessageBody::BroadcastClientCount { client_count, .. },
-                Pending::BroadcastAck { events },
-            ) => {
-                let _ = events.send(AckEvent::ClientCount(
-                    usize::try_from(client_count).unwrap_or(usize::MAX),
-                ));
+            MessageBody::BroadcastClientCount { client_count, .. } => {
+                let count = usize::try_from(client_count).unwrap_or(usize::MAX);
+                core.requests.on_client_count(&request_id, count);
             }
-            (MessageBody::BroadcastAck { packet, .. }, Pending::BroadcastAck { events }) => {
-                match value_to_ack(&packet, &limits) {
-                    Ok(answer) => {
-                        let _ = events.send(AckEvent::Ack(answer));
-                    }
-                    Err(err) => tracing::warn!(error = %err, "broadcast ack refused"),
-                }
-            }
-            _ => tracing::debug!(request_id, "response of the wrong kind"),
-        }
-        if let Some(pending) = requests.get_mut(&request_id) {
-            pending.settle_if_complete();
+            MessageBody::BroadcastAck { packet, .. } => match value_to_ack(&packet, &limits) {
+                Ok(answer) => core.requests.on_ack(&request_id, answer),
+                Err(err) => tracing::warn!(error = %err, "broadcast ack refused"),
+            },
+            _ => tracing::debug!(request_id, "not a response"),
         }
     }
 }
@@ -673,12 +564,10 @@ impl Adapter for ClusterAdapter {
             let core = &self.core;
             if !opts.flags.local {
                 let request_id = random_id();
-                lock(&core.requests).insert(
-                    request_id.clone(),
-                    Pending::BroadcastAck {
-                        events: events.clone(),
-                    },
-                );
+                // Answers after the timeout have no one to go to.
+                let timeout = opts.flags.timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
+                core.requests
+                    .track_broadcast_ack(&request_id, events.clone(), timeout);
                 let published = core
                     .publish(MessageBody::Broadcast {
                         opts: opts.clone(),
@@ -687,18 +576,9 @@ impl Adapter for ClusterAdapter {
                     })
                     .await;
                 if let Err(err) = published {
-                    lock(&core.requests).remove(&request_id);
+                    core.requests.untrack(&request_id);
                     return Err(err);
                 }
-                // Answers after the timeout have no one to go to.
-                let timeout = opts.flags.timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
-                let weak = Arc::downgrade(core);
-                tokio::spawn(async move {
-                    tokio::time::sleep(timeout).await;
-                    if let Some(core) = weak.upgrade() {
-                        lock(&core.requests).remove(&request_id);
-                    }
-                });
             }
             core.local
                 .broadcast_with_ack_local(&payload, &opts, &events);
@@ -783,33 +663,16 @@ impl Adapter for ClusterAdapter {
                 return Ok(local);
             };
             let request_id = random_id();
-            let (done, done_rx) = oneshot::channel();
             let timeout = opts.flags.timeout.unwrap_or(core.config.request_timeout);
-            let pending = Pending::Fetch {
-                waiting,
-                sockets: local,
-                done: Some(done),
-            };
-            let body = MessageBody::FetchSockets {
+            let publish = core.publish(MessageBody::FetchSockets {
                 opts,
                 request_id: request_id.clone(),
-            };
-            match core
-                .request(request_id, pending, body, timeout, done_rx)
+            });
+            core.requests
+                .fetch_sockets(&request_id, waiting, local, timeout, async move {
+                    publish.await.map(drop)
+                })
                 .await
-            {
-                Ok(Pending::Fetch {
-                    waiting, sockets, ..
-                }) => match waiting.missing() {
-                    0 => Ok(sockets),
-                    missing => Err(AdapterError::Timeout {
-                        operation: "fetchSockets",
-                        missing,
-                    }),
-                },
-                Ok(_) => Err(AdapterError::Closed),
-                Err((err, _)) => Err(err),
-            }
         })
     }
 
@@ -831,42 +694,18 @@ impl Adapter for ClusterAdapter {
                 return Ok(Vec::new());
             };
             let request_id = random_id();
-            let (done, done_rx) = oneshot::channel();
-            let pending = Pending::ServerEmit {
-                waiting,
-                responses: Vec::new(),
-                done: Some(done),
-            };
-            let body = MessageBody::ServerSideEmit {
+            let publish = core.publish(MessageBody::ServerSideEmit {
                 packet: payload,
                 request_id: Some(request_id.clone()),
-            };
-            let timeout = core.config.request_timeout;
-            match core
-                .request(request_id, pending, body, timeout, done_rx)
+            });
+            core.requests
+                .server_side_emit(
+                    &request_id,
+                    waiting,
+                    core.config.request_timeout,
+                    async move { publish.await.map(drop) },
+                )
                 .await
-            {
-                Ok(Pending::ServerEmit {
-                    waiting, responses, ..
-                }) => match waiting.missing() {
-                    0 => Ok(responses),
-                    missing => Err(ServerAckError::new(
-                        AdapterError::Timeout {
-                            operation: "serverSideEmit",
-                            missing,
-                        },
-                        responses,
-                    )),
-                },
-                Ok(_) => Err(AdapterError::Closed.into()),
-                Err((err, entry)) => {
-                    let responses = match entry {
-                        Some(Pending::ServerEmit { responses, .. }) => responses,
-                        _ => Vec::new(),
-                    };
-                    Err(ServerAckError::new(err, responses))
-                }
-            }
         })
     }
 

@@ -34,10 +34,12 @@
 mod adapter;
 pub mod memory;
 pub mod message;
+pub mod requests;
 mod transport;
 pub mod value;
 
 pub use adapter::{ClusterAdapter, ClusterConfig, HeartbeatConfig};
 pub use message::{ClusterMessage, MessageBody};
+pub use requests::{RequestRegistry, Waiting};
 pub use transport::{Inbound, Transport};
 pub use value::CodecError;
