@@ -33,7 +33,8 @@ async function main() {
   });
 
   // Server-side events from the other servers of the cluster.
-  io.on("hello", (data, cb) => cb({ node: nodeName, got: data }));
+  io.on("hello", (data, cb) => typeof cb === "function" && cb({ node: nodeName, got: data }));
+  io.on("announce", (data) => io.local.emit("announced", { node: nodeName, data }));
 
   const ok = (ack) => (typeof ack === "function" ? ack : () => {});
   const sortedIds = (sockets) => sockets.map((s) => s.id).sort();

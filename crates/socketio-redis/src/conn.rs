@@ -71,7 +71,6 @@ struct Counters {
 
 /// How a message is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Classic` is the classic adapter's (next step)
 pub(crate) enum Publish {
     /// `PUBLISH`.
     Classic,
@@ -81,7 +80,6 @@ pub(crate) enum Publish {
 
 /// How a channel is subscribed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(dead_code)] // `Channel` and `Pattern` are the classic adapter's (next step)
 pub(crate) enum Subscription {
     /// `SUBSCRIBE`.
     Channel,

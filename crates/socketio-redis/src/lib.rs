@@ -1,7 +1,10 @@
 //! Redis adapters for `socketio`, wire-compatible with the Node.js packages, so Rust and Node
 //! servers on one Redis form one cluster:
-//! - [`ShardedAdapter`]: `@socket.io/redis-adapter`'s `createShardedAdapter` (Redis 7 sharded
-//!   pub/sub), a transport under `socketio-cluster`'s message model.
+//! - [`ClassicAdapter`]: `@socket.io/redis-adapter`'s `createAdapter` (pub/sub, its own
+//!   protocol, msgpack broadcasts and JSON requests).
+//! - [`ShardedAdapter`]: `createShardedAdapter` (Redis 7 sharded pub/sub), a transport under
+//!   `socketio-cluster`'s message model.
+//! - [`Emitter`]: `@socket.io/redis-emitter`, for processes that are no server.
 //!
 //! [`RedisConnection`] is one server's link to Redis (one connection that publishes, one that
 //! subscribes), shared by every namespace.
@@ -20,8 +23,12 @@
 //! # Ok(()) }
 //! ```
 
+mod classic;
 mod conn;
+mod emitter;
 mod sharded;
 
+pub use classic::{ClassicAdapter, ClassicOptions};
 pub use conn::{RedisConfig, RedisConnection, RedisStats};
+pub use emitter::Emitter;
 pub use sharded::{ShardedAdapter, ShardedOptions, SubscriptionMode};

@@ -1,5 +1,5 @@
 //! The benchmark contract on this library, on 127.0.0.1:$PORT (see `bench/README.md`), with
-//! the cluster operations when `SOCKETIO_ADAPTER` names a Redis adapter (`redis-sharded`;
+//! the cluster operations when `SOCKETIO_ADAPTER` names a Redis adapter (`redis`, `redis-sharded`;
 //! `REDIS_URL`, default `redis://127.0.0.1:6379`).
 //!
 //! Run: `cargo run --release -p socketio-server --example bench_peer`
@@ -11,7 +11,9 @@ use socketio::{
     AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, RawArgs, ServerEvent,
     Socket, SocketIo, SocketIoBuilder,
 };
-use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions};
+use socketio_redis::{
+    ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions,
+};
 
 #[derive(Deserialize)]
 struct Broadcast {
@@ -42,6 +44,9 @@ struct Emit {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The server, for the `announce` handler.
+static ANNOUNCE: std::sync::OnceLock<SocketIo> = std::sync::OnceLock::new();
+
 async fn with_adapter(builder: SocketIoBuilder) -> Result<SocketIoBuilder, BoxError> {
     let kind = std::env::var("SOCKETIO_ADAPTER").unwrap_or_else(|_| "memory".into());
     if kind == "memory" {
@@ -50,6 +55,7 @@ async fn with_adapter(builder: SocketIoBuilder) -> Result<SocketIoBuilder, BoxEr
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let redis = RedisConnection::connect(RedisConfig::new(url)).await?;
     match kind.as_str() {
+        "redis" => Ok(builder.adapter(ClassicAdapter::factory(redis, ClassicOptions::new()))),
         "redis-sharded" => {
             Ok(builder.adapter(ShardedAdapter::factory(redis, ShardedOptions::new())))
         }
@@ -257,7 +263,15 @@ async fn main() -> Result<(), BoxError> {
                 .ack(&serde_json::json!({"node": name, "got": got}))
                 .ok();
         })
+        .on_server_event("announce", move |event: ServerEvent| async move {
+            let data: serde_json::Value = event.data().unwrap_or_default();
+            let announced = serde_json::json!({"node": name, "data": data});
+            if let Some(io) = ANNOUNCE.get() {
+                io.of("/").local().emit("announced", &announced).ok();
+            }
+        })
         .on_connection(move |socket: Socket| async move { register(&socket, name) });
+    let _ = ANNOUNCE.set(io.clone());
     io.of("/").ready().await?;
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("socketio-rs peer on 127.0.0.1:{port}");

@@ -29,14 +29,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `target/<profile>/examples/bench_peer`, built by `cargo test` with this test.
-fn rust_peer_binary() -> PathBuf {
+/// `target/<profile>/examples/<name>`, built by `cargo test` with this test.
+fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>");
-    profile_dir.join("examples/bench_peer")
+    profile_dir.join("examples").join(name)
 }
 
 fn wait_for(port: u16, child: &mut Child, what: &str) {
@@ -69,7 +69,12 @@ fn start(mut command: Command, redis: &RedisServer, adapter: &str, name: &str) -
 }
 
 fn rust_peer(redis: &RedisServer, adapter: &str, name: &str) -> Peer {
-    start(Command::new(rust_peer_binary()), redis, adapter, name)
+    start(
+        Command::new(example_binary("bench_peer")),
+        redis,
+        adapter,
+        name,
+    )
 }
 
 fn node_peer(redis: &RedisServer, adapter: &str, name: &str) -> Option<Peer> {
@@ -88,7 +93,7 @@ fn node_peer(redis: &RedisServer, adapter: &str, name: &str) -> Option<Peer> {
 }
 
 fn run_spec(a: &Peer, a_name: &str, b: &Peer, b_name: &str) {
-    let (passed, out) = node_test(
+    spec(
         "cluster/mixed.spec.mjs",
         &[
             ("A_URL", a.url.clone()),
@@ -97,7 +102,11 @@ fn run_spec(a: &Peer, a_name: &str, b: &Peer, b_name: &str) {
             ("B_NAME", b_name.into()),
         ],
     );
-    assert!(passed, "mixed cluster spec failed:\n{out}");
+}
+
+fn spec(file: &str, env: &[(&str, String)]) {
+    let (passed, out) = node_test(file, env);
+    assert!(passed, "{file} failed:\n{out}");
     assert!(
         out.contains("ℹ fail 0") && !out.contains("ℹ pass 0"),
         "{out}"
@@ -117,6 +126,28 @@ fn sharded_node_and_rust_on_one_redis() {
 }
 
 #[test]
+fn classic_node_and_rust_on_one_redis() {
+    let Some(redis) = redis_for_test() else {
+        return;
+    };
+    let Some(node) = node_peer(&redis, "redis", "node") else {
+        return;
+    };
+    let rust = rust_peer(&redis, "redis", "rs");
+    run_spec(&rust, "rs", &node, "node");
+}
+
+#[test]
+fn classic_two_rust_servers_on_one_redis() {
+    let Some(redis) = redis_for_test() else {
+        return;
+    };
+    let one = rust_peer(&redis, "redis", "rs1");
+    let two = rust_peer(&redis, "redis", "rs2");
+    run_spec(&one, "rs1", &two, "rs2");
+}
+
+#[test]
 fn sharded_two_rust_servers_on_one_redis() {
     let Some(redis) = redis_for_test() else {
         return;
@@ -124,4 +155,28 @@ fn sharded_two_rust_servers_on_one_redis() {
     let one = rust_peer(&redis, "redis-sharded", "rs1");
     let two = rust_peer(&redis, "redis-sharded", "rs2");
     run_spec(&one, "rs1", &two, "rs2");
+}
+
+#[test]
+fn emitters_of_both_kinds_reach_a_mixed_classic_cluster() {
+    let Some(redis) = redis_for_test() else {
+        return;
+    };
+    let Some(node) = node_peer(&redis, "redis", "node") else {
+        return;
+    };
+    let rust = rust_peer(&redis, "redis", "rs");
+    spec(
+        "cluster/emitter.spec.mjs",
+        &[
+            ("R_URL", rust.url.clone()),
+            ("N_URL", node.url.clone()),
+            ("REDIS_URL", redis.url()),
+            ("EMIT_BIN", example_binary("emit").display().to_string()),
+            (
+                "NODE_PEER_DIR",
+                repo().join("bench/peers/node").display().to_string(),
+            ),
+        ],
+    );
 }

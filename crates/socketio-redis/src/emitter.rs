@@ -1,0 +1,189 @@
+//! The emitter, compatible with `@socket.io/redis-emitter` 5.1: any process (a worker, an HTTP
+//! handler) reaches the clients of a cluster that runs the classic Redis adapter, Node and Rust
+//! servers alike, without running a server itself. It only publishes.
+
+use bytes::Bytes;
+use rmpv::Value;
+use serde::Serialize;
+use serde_json::json;
+use socketio::{AdapterError, BroadcastFlags, BroadcastOptions, EmitError, EventPayload, Room};
+use socketio_cluster::message::EMITTER_UID;
+use socketio_cluster::value::{payload_to_value, to_json_value, to_msgpack};
+
+use crate::conn::{Publish, RedisConnection};
+
+/// Event names the emitter refuses, as Node's does.
+const RESERVED: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Publishes to a cluster of servers that use the classic Redis adapter.
+///
+/// ```no_run
+/// use socketio_redis::{Emitter, RedisConfig, RedisConnection};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = RedisConnection::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
+/// let emitter = Emitter::new(redis);
+/// emitter.of("/chat").to("room1").emit("news", &"hello").await?;
+/// emitter.sockets_join(&["everyone"]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Emitter {
+    conn: RedisConnection,
+    key: String,
+    nsp: String,
+    opts: BroadcastOptions,
+}
+
+impl Emitter {
+    /// An emitter for namespace `/` with the default prefix `socket.io`.
+    pub fn new(conn: RedisConnection) -> Self {
+        Emitter {
+            conn,
+            key: "socket.io".into(),
+            nsp: "/".into(),
+            opts: BroadcastOptions::new(),
+        }
+    }
+
+    /// Uses another channel prefix (the adapters' `key`).
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
+    /// The same emitter for namespace `nsp` (a leading `/` is added if missing).
+    pub fn of(&self, nsp: &str) -> Self {
+        let nsp = if nsp.starts_with('/') {
+            nsp.to_owned()
+        } else {
+            format!("/{nsp}")
+        };
+        Emitter {
+            nsp,
+            opts: BroadcastOptions::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Targets a room (cumulative).
+    pub fn to(&self, room: impl Into<Room>) -> Self {
+        let mut next = self.clone();
+        next.opts.rooms.push(room.into());
+        next
+    }
+
+    /// Excludes a room.
+    pub fn except(&self, room: impl Into<Room>) -> Self {
+        let mut next = self.clone();
+        next.opts.except.push(room.into());
+        next
+    }
+
+    /// Lets the event be dropped for clients that are not ready.
+    pub fn volatile(&self) -> Self {
+        let mut next = self.clone();
+        next.opts.flags = BroadcastFlags::new().volatile(true);
+        next
+    }
+
+    fn strings(rooms: &[Room]) -> Value {
+        Value::Array(rooms.iter().map(|r| Value::from(&**r)).collect())
+    }
+
+    /// Sends an event with one argument to the selected clients. Resolves once Redis took it.
+    pub async fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        if RESERVED.contains(&event) {
+            return Err(EmitError::ReservedEvent(event.to_owned()));
+        }
+        let payload = EventPayload::single(event, data)?;
+        self.emit_payload(&payload).await.map_err(EmitError::from)
+    }
+
+    async fn emit_payload(&self, payload: &EventPayload) -> Result<(), AdapterError> {
+        let data = payload_to_value(payload).map_err(|e| AdapterError::Codec(e.to_string()))?;
+        let packet = Value::Map(vec![
+            (Value::from("type"), Value::from(2)),
+            (Value::from("data"), data),
+            (Value::from("nsp"), Value::from(self.nsp.as_str())),
+        ]);
+        let mut flags = Vec::new();
+        if self.opts.flags.volatile {
+            flags.push((Value::from("volatile"), Value::Boolean(true)));
+        }
+        let opts = Value::Map(vec![
+            (Value::from("rooms"), Self::strings(&self.opts.rooms)),
+            (Value::from("flags"), Value::Map(flags)),
+            (Value::from("except"), Self::strings(&self.opts.except)),
+        ]);
+        let message = Value::Array(vec![Value::from(EMITTER_UID), packet, opts]);
+        let channel = match self.opts.rooms.as_slice() {
+            [room] => format!("{}#{}#{room}#", self.key, self.nsp),
+            _ => format!("{}#{}#", self.key, self.nsp),
+        };
+        self.conn
+            .publish(Publish::Classic, channel, Bytes::from(to_msgpack(&message)))
+            .await
+            .map(drop)
+    }
+
+    fn request(
+        &self,
+        body: serde_json::Value,
+    ) -> impl std::future::Future<Output = Result<(), AdapterError>> {
+        let channel = format!("{}-request#{}#", self.key, self.nsp);
+        let published = self.conn.publish(
+            Publish::Classic,
+            channel,
+            Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+        );
+        async move { published.await.map(drop) }
+    }
+
+    fn selection(&self) -> serde_json::Value {
+        json!({"rooms": self.opts.rooms.iter().map(|r| &**r).collect::<Vec<_>>(),
+               "except": self.opts.except.iter().map(|r| &**r).collect::<Vec<_>>()})
+    }
+
+    /// Makes the selected sockets join `rooms`, on every server.
+    pub async fn sockets_join(&self, rooms: &[&str]) -> Result<(), AdapterError> {
+        self.request(json!({"type": 2, "opts": self.selection(), "rooms": rooms}))
+            .await
+    }
+
+    /// Makes the selected sockets leave `rooms`, on every server.
+    pub async fn sockets_leave(&self, rooms: &[&str]) -> Result<(), AdapterError> {
+        self.request(json!({"type": 3, "opts": self.selection(), "rooms": rooms}))
+            .await
+    }
+
+    /// Disconnects the selected sockets (`close` also closes their connections).
+    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), AdapterError> {
+        self.request(json!({"type": 4, "opts": self.selection(), "close": close}))
+            .await
+    }
+
+    /// Sends an event with one argument to every server's server-side handlers (no answers:
+    /// an emitter is no server and cannot receive them).
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        let payload = EventPayload::single(event, data)?;
+        let data = payload_to_value(&payload).map_err(|e| AdapterError::Codec(e.to_string()))?;
+        Ok(self
+            .request(json!({"uid": EMITTER_UID, "type": 6, "data": to_json_value(&data)}))
+            .await?)
+    }
+}
