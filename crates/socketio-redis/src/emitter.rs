@@ -93,10 +93,6 @@ impl Emitter {
         next
     }
 
-    fn strings(rooms: &[Room]) -> Value {
-        Value::Array(rooms.iter().map(|r| Value::from(&**r)).collect())
-    }
-
     /// Sends an event with one argument to the selected clients. Resolves once Redis took it.
     pub async fn emit<T: Serialize + ?Sized>(
         &self,
@@ -111,28 +107,9 @@ impl Emitter {
     }
 
     async fn emit_payload(&self, payload: &EventPayload) -> Result<(), AdapterError> {
-        let data = payload_to_value(payload).map_err(|e| AdapterError::Codec(e.to_string()))?;
-        let packet = Value::Map(vec![
-            (Value::from("type"), Value::from(2)),
-            (Value::from("data"), data),
-            (Value::from("nsp"), Value::from(self.nsp.as_str())),
-        ]);
-        let mut flags = Vec::new();
-        if self.opts.flags.volatile {
-            flags.push((Value::from("volatile"), Value::Boolean(true)));
-        }
-        let opts = Value::Map(vec![
-            (Value::from("rooms"), Self::strings(&self.opts.rooms)),
-            (Value::from("flags"), Value::Map(flags)),
-            (Value::from("except"), Self::strings(&self.opts.except)),
-        ]);
-        let message = Value::Array(vec![Value::from(EMITTER_UID), packet, opts]);
-        let channel = match self.opts.rooms.as_slice() {
-            [room] => format!("{}#{}#{room}#", self.key, self.nsp),
-            _ => format!("{}#{}#", self.key, self.nsp),
-        };
+        let (channel, bytes) = broadcast_message(&self.key, &self.nsp, &self.opts, payload)?;
         self.conn
-            .publish(Publish::Classic, channel, Bytes::from(to_msgpack(&message)))
+            .publish(Publish::Classic, channel, Bytes::from(bytes))
             .await
             .map(drop)
     }
@@ -185,5 +162,80 @@ impl Emitter {
         Ok(self
             .request(json!({"uid": EMITTER_UID, "type": 6, "data": to_json_value(&data)}))
             .await?)
+    }
+}
+
+fn strings(rooms: &[Room]) -> Value {
+    Value::Array(rooms.iter().map(|r| Value::from(&**r)).collect())
+}
+
+/// The channel and bytes of an emitted broadcast, as `@socket.io/redis-emitter` makes them:
+/// msgpack `["emitter", {type: 2, data, nsp}, {rooms, flags, except}]`.
+fn broadcast_message(
+    key: &str,
+    nsp: &str,
+    opts: &BroadcastOptions,
+    payload: &EventPayload,
+) -> Result<(String, Vec<u8>), AdapterError> {
+    let data = payload_to_value(payload).map_err(|e| AdapterError::Codec(e.to_string()))?;
+    let packet = Value::Map(vec![
+        (Value::from("type"), Value::from(2)),
+        (Value::from("data"), data),
+        (Value::from("nsp"), Value::from(nsp)),
+    ]);
+    let mut flags = Vec::new();
+    if opts.flags.volatile {
+        flags.push((Value::from("volatile"), Value::Boolean(true)));
+    }
+    let opts_value = Value::Map(vec![
+        (Value::from("rooms"), strings(&opts.rooms)),
+        (Value::from("flags"), Value::Map(flags)),
+        (Value::from("except"), strings(&opts.except)),
+    ]);
+    let message = Value::Array(vec![Value::from(EMITTER_UID), packet, opts_value]);
+    let channel = match opts.rooms.as_slice() {
+        [room] => format!("{key}#{nsp}#{room}#"),
+        _ => format!("{key}#{nsp}#"),
+    };
+    Ok((channel, to_msgpack(&message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_bytes_are_the_node_emitters() {
+        let payload = EventPayload {
+            json: Bytes::from_static(br#"["hello",1,{"_placeholder":true,"num":0}]"#),
+            attachments: vec![Bytes::from_static(&[1, 2])],
+        };
+        let opts = BroadcastOptions::new().with_rooms(["room1"]);
+        let (channel, bytes) =
+            broadcast_message("socket.io", "/", &opts, &payload).expect("encodes");
+        assert_eq!(channel, "socket.io#/#room1#");
+        let mut want = vec![0x93, 0xa7];
+        want.extend_from_slice(b"emitter");
+        want.extend_from_slice(&[0x83, 0xa4]);
+        want.extend_from_slice(b"type");
+        want.extend_from_slice(&[0x02, 0xa4]);
+        want.extend_from_slice(b"data");
+        want.extend_from_slice(&[0x93, 0xa5]);
+        want.extend_from_slice(b"hello");
+        want.extend_from_slice(&[0x01, 0xc4, 0x02, 0x01, 0x02, 0xa3]);
+        want.extend_from_slice(b"nsp");
+        want.extend_from_slice(&[0xa1, b'/', 0x83, 0xa5]);
+        want.extend_from_slice(b"rooms");
+        want.extend_from_slice(&[0x91, 0xa5]);
+        want.extend_from_slice(b"room1");
+        want.push(0xa5);
+        want.extend_from_slice(b"flags");
+        want.extend_from_slice(&[0x80, 0xa6]);
+        want.extend_from_slice(b"except");
+        want.push(0x90);
+        assert_eq!(bytes, want);
+        let all = BroadcastOptions::new().with_rooms(["a", "b"]);
+        let (channel, _) = broadcast_message("k", "/chat", &all, &payload).expect("encodes");
+        assert_eq!(channel, "k#/chat#");
     }
 }
