@@ -107,8 +107,10 @@ pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>, rate_limit: u32) {
             let Some(user) = socket.get::<User>() else {
                 return;
             };
-            // Direct messages reach every socket of a user through this room.
+            // Direct messages reach every socket of a user through this room, on every server.
             socket.join(user_room(&user.id));
+            // What `members` reads back from the sockets of every server.
+            let _ = socket.set_data(&user);
             tracing::info!(sid = %socket.id(), user = %user.id, "joined /chat");
             socket.on_disconnect(|socket: Socket, reason| async move {
                 tracing::info!(sid = %socket.id(), %reason, "left /chat");
@@ -223,7 +225,7 @@ fn handlers(socket: &Socket) {
             // One entry per user, whatever their number of sockets.
             let users: BTreeMap<String, User> = sockets
                 .iter()
-                .filter_map(|info| info.local.as_ref()?.get::<User>())
+                .filter_map(|info| serde_json::from_value::<User>(info.data.clone()).ok())
                 .map(|u| (u.id.clone(), u))
                 .collect();
             ack.send(&users.into_values().collect::<Vec<_>>())?;

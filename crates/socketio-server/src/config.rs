@@ -49,12 +49,16 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Which adapter spreads broadcasts (only the in-memory one exists yet).
+/// Which adapter spreads broadcasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum AdapterKind {
     /// One process, in memory.
     Memory,
+    /// Redis pub/sub, compatible with `@socket.io/redis-adapter`'s `createAdapter`.
+    Redis,
+    /// Redis 7 sharded pub/sub, compatible with `createShardedAdapter`.
+    RedisSharded,
 }
 
 /// Every setting, with its default.
@@ -84,6 +88,8 @@ pub(crate) struct Config {
     pub(crate) log_level: String,
     /// `adapter.kind`.
     pub(crate) adapter: AdapterKind,
+    /// `redis.url`: the Redis of the `redis` and `redis-sharded` adapters.
+    pub(crate) redis_url: String,
     /// `recovery.enabled`: connection state recovery.
     pub(crate) recovery: bool,
     /// `recovery.max_disconnection_ms`.
@@ -122,6 +128,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             log_level: "info".into(),
             adapter: AdapterKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
             recovery: false,
             recovery_duration: Duration::from_millis(120_000),
             drain: Duration::from_millis(5_000),
@@ -165,6 +172,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("log.format", "SOCKETIO_LOG_FORMAT", "--log-format"),
     ("log.level", "SOCKETIO_LOG_LEVEL", "--log-level"),
     ("adapter.kind", "SOCKETIO_ADAPTER", "--adapter"),
+    ("redis.url", "SOCKETIO_REDIS_URL", "--redis-url"),
     ("recovery.enabled", "SOCKETIO_RECOVERY", "--recovery"),
     (
         "recovery.max_disconnection_ms",
@@ -283,13 +291,21 @@ impl Config {
             "adapter.kind" => {
                 self.adapter = match value {
                     "memory" => AdapterKind::Memory,
-                    _ => {
-                        return Err(invalid(
-                            setting,
-                            format!("'{value}' is not an available adapter (memory)"),
-                        ))
-                    }
+                    "redis" => AdapterKind::Redis,
+                    "redis-sharded" => AdapterKind::RedisSharded,
+                    _ => return Err(invalid(
+                        setting,
+                        format!(
+                            "'{value}' is not an available adapter (memory, redis, redis-sharded)"
+                        ),
+                    )),
                 }
+            }
+            "redis.url" => {
+                if !value.starts_with("redis://") && !value.starts_with("rediss://") {
+                    return Err(invalid(setting, format!("'{value}' is not a redis:// URL")));
+                }
+                self.redis_url = value.to_owned();
             }
             "recovery.enabled" => self.recovery = boolean(setting, value)?,
             "recovery.max_disconnection_ms" => self.recovery_duration = millis(setting, value)?,
@@ -493,9 +509,14 @@ mod tests {
                 "log.format: 'xml' is not human or json",
             ),
             (
-                vec!["--adapter", "redis"],
+                vec!["--adapter", "mongodb"],
                 vec![],
-                "adapter.kind: 'redis' is not an available adapter",
+                "adapter.kind: 'mongodb' is not an available adapter",
+            ),
+            (
+                vec!["--redis-url", "127.0.0.1:6379"],
+                vec![],
+                "redis.url: '127.0.0.1:6379' is not a redis:// URL",
             ),
             (
                 vec!["--config", "/nonexistent/socketio.toml"],
@@ -509,6 +530,15 @@ mod tests {
             assert!(err.starts_with(expected), "{err} (expected {expected})");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+        let config = load(
+            &["--adapter", "redis-sharded"],
+            &[("SOCKETIO_REDIS_URL", "redis://r:6390")],
+        )
+        .expect("valid");
+        assert_eq!(
+            (config.adapter, config.redis_url.as_str()),
+            (AdapterKind::RedisSharded, "redis://r:6390")
+        );
         let mut config = Config::default();
         assert_eq!(
             config.apply_toml("[server]\nlisten_port = 3\n", "f.toml"),

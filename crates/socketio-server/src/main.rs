@@ -21,8 +21,11 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use config::{Config, LogFormat};
+use config::{AdapterKind, Config, LogFormat};
 use socketio::{Cors, RecoveryConfig, SocketIo};
+use socketio_redis::{
+    ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions,
+};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -77,7 +80,11 @@ fn init_logging(config: &Config) -> Result<(), String> {
     result.map_err(|e| format!("log: {e}"))
 }
 
-fn build_io(config: &Config, metrics: Arc<metrics::Metrics>) -> SocketIo {
+fn build_io(
+    config: &Config,
+    metrics: Arc<metrics::Metrics>,
+    redis: Option<&RedisConnection>,
+) -> SocketIo {
     let mut builder = SocketIo::builder()
         .observer(metrics)
         .path(config.path.clone())
@@ -97,7 +104,34 @@ fn build_io(config: &Config, metrics: Arc<metrics::Metrics>) -> SocketIo {
             skip_middlewares: true,
         });
     }
+    match (config.adapter, redis) {
+        (AdapterKind::Redis, Some(redis)) => {
+            builder = builder.adapter(ClassicAdapter::factory(
+                redis.clone(),
+                ClassicOptions::new(),
+            ))
+        }
+        (AdapterKind::RedisSharded, Some(redis)) => {
+            builder = builder.adapter(ShardedAdapter::factory(
+                redis.clone(),
+                ShardedOptions::new(),
+            ))
+        }
+        _ => {}
+    }
     builder.build()
+}
+
+/// The Redis link of the `redis` adapters; a Redis that cannot be reached at start is a bad
+/// setting.
+async fn connect_redis(config: &Config) -> Result<Option<RedisConnection>, String> {
+    if config.adapter == AdapterKind::Memory {
+        return Ok(None);
+    }
+    let redis = RedisConnection::connect(RedisConfig::new(config.redis_url.clone()))
+        .await
+        .map_err(|e| format!("redis.url: cannot connect to {}: {e}", config.redis_url))?;
+    Ok(Some(redis))
 }
 
 #[derive(serde::Deserialize)]
@@ -107,11 +141,18 @@ struct TokenQuery {
 
 async fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::default());
-    let io = build_io(&config, metrics.clone());
+    let redis = connect_redis(&config).await?;
+    let io = build_io(&config, metrics.clone(), redis.as_ref());
     let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
     chat::register(&io, auth.clone(), config.chat_rate_limit);
+    for ns in io.namespaces() {
+        ns.ready()
+            .await
+            .map_err(|e| format!("adapter of {}: {e}", ns.name()))?;
+    }
     let ready = Arc::new(AtomicBool::new(true));
     let readiness = ready.clone();
+    let (redis_ready, redis_metrics) = (redis.clone(), redis.clone());
     let mut app = Router::new();
     if auth.is_dev() {
         let issuer = auth.clone();
@@ -135,7 +176,10 @@ async fn run(config: Config) -> Result<(), String> {
         .route(
             "/metrics",
             get(move || {
-                let text = metrics.render();
+                let mut text = metrics.render();
+                if let Some(redis) = &redis_metrics {
+                    metrics::render_redis(&mut text, &redis.stats());
+                }
                 async move { ([("content-type", "text/plain; version=0.0.4")], text) }
             }),
         )
@@ -143,11 +187,16 @@ async fn run(config: Config) -> Result<(), String> {
             "/readyz",
             get(move || {
                 let ready = readiness.load(Ordering::Acquire);
+                let redis_up = redis_ready
+                    .as_ref()
+                    .is_none_or(RedisConnection::is_connected);
                 async move {
-                    if ready {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+                    match (ready, redis_up) {
+                        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+                        // Local clients are still served, but this node is cut off from the
+                        // cluster: a load balancer should prefer the others.
+                        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable"),
+                        (true, true) => (StatusCode::OK, "ready"),
                     }
                 }
             }),
@@ -168,9 +217,14 @@ async fn run(config: Config) -> Result<(), String> {
     } else {
         String::new()
     };
+    let adapter = match config.adapter {
+        AdapterKind::Memory => "memory adapter".to_owned(),
+        AdapterKind::Redis => format!("redis adapter on {}", config.redis_url),
+        AdapterKind::RedisSharded => format!("redis-sharded adapter on {}", config.redis_url),
+    };
     tracing::info!(
-        "listening on {base}: {page}Socket.IO at {} (chat app in namespace /chat), health at \
-         {base}/healthz, readiness at {base}/readyz, metrics at {base}/metrics",
+        "listening on {base}: {page}Socket.IO at {} (chat app in namespace /chat, {adapter}), \
+         health at {base}/healthz, readiness at {base}/readyz, metrics at {base}/metrics",
         config.path
     );
     let stopping = ready.clone();
@@ -194,6 +248,9 @@ async fn run(config: Config) -> Result<(), String> {
     io.close().await;
     // Let the close frames and packets leave.
     tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some(redis) = redis {
+        redis.close().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

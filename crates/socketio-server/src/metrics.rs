@@ -297,6 +297,53 @@ impl Metrics {
     }
 }
 
+/// The Redis link's state and counters, for the `redis` adapters.
+pub(crate) fn render_redis(out: &mut String, stats: &socketio_redis::RedisStats) {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    scalar(
+        out,
+        "socketio_redis_connected",
+        "Whether both Redis connections are up (1) or not (0).",
+        "gauge",
+        i64::from(stats.connected),
+    );
+    scalar(
+        out,
+        "socketio_redis_outages_total",
+        "Times the Redis link was lost.",
+        "counter",
+        n(stats.outages),
+    );
+    scalar(
+        out,
+        "socketio_redis_published_total",
+        "Messages published to Redis.",
+        "counter",
+        n(stats.published),
+    );
+    scalar(
+        out,
+        "socketio_redis_publish_failures_total",
+        "Publishes that failed (Redis away, queue full, error reply).",
+        "counter",
+        n(stats.publish_failures),
+    );
+    scalar(
+        out,
+        "socketio_redis_received_total",
+        "Messages received from Redis.",
+        "counter",
+        n(stats.received),
+    );
+    scalar(
+        out,
+        "socketio_redis_receive_lagged_total",
+        "Received messages dropped because the reader fell behind.",
+        "counter",
+        n(stats.receive_lagged),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

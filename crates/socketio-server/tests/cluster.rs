@@ -1,4 +1,6 @@
-//! Mixed clusters on a real Redis: the benchmark contract server of this project
+//! Clusters on a real Redis: the `socketio-server` binary twice on one Redis (the /chat app
+//! across nodes, `/readyz` and `/metrics` following Redis); and mixed clusters: the benchmark
+//! contract server of this project
 //! (`examples/bench_peer.rs`) beside the Node.js one (`bench/peers/node`, official
 //! `socket.io` + `@socket.io/redis-adapter`), and two Rust servers, driven by
 //! `tests/interop/cluster/mixed.spec.mjs` with the official client.
@@ -179,4 +181,129 @@ fn emitters_of_both_kinds_reach_a_mixed_classic_cluster() {
             ),
         ],
     );
+}
+
+/// The binary with a Redis adapter on a free port, once it serves.
+fn binary(redis: &RedisServer, adapter: &str) -> Peer {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_socketio-server"));
+    command.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--adapter",
+        adapter,
+        "--redis-url",
+        &redis.url(),
+        "--auth-secret",
+        "cluster-secret",
+        "--log-level",
+        "warn",
+    ]);
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the binary");
+    wait_for(port, &mut child, "socketio-server");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn http_get(url: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn the_binary_runs_the_chat_across_two_nodes_and_reports_redis() {
+    let Some(mut redis) = redis_for_test() else {
+        return;
+    };
+    for adapter in ["redis", "redis-sharded"] {
+        let a = binary(&redis, adapter);
+        let b = binary(&redis, adapter);
+        spec(
+            "server/chat-cluster.spec.mjs",
+            &[
+                ("SIO_A_URL", a.url.clone()),
+                ("SIO_B_URL", b.url.clone()),
+                ("SIO_SECRET", "cluster-secret".into()),
+            ],
+        );
+        assert_eq!(http_get(&a.url, "/readyz"), (200, "ready".into()));
+        let (_, metrics) = http_get(&a.url, "/metrics");
+        assert!(metrics.contains("socketio_redis_connected 1"), "{metrics}");
+        assert!(
+            metrics.contains("socketio_redis_outages_total 0"),
+            "{metrics}"
+        );
+    }
+    // Redis goes away: the nodes stay up, say they are not ready, and count the outage.
+    let a = binary(&redis, "redis");
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(&a.url, "/readyz").0 != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "readyz did not follow the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http_get(&a.url, "/readyz").1, "redis unavailable");
+    let (_, metrics) = http_get(&a.url, "/metrics");
+    assert!(metrics.contains("socketio_redis_connected 0"), "{metrics}");
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(&a.url, "/readyz").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "readyz did not come back with Redis"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, metrics) = http_get(&a.url, "/metrics");
+    assert!(
+        metrics.contains("socketio_redis_outages_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_at_start_is_one_clear_error() {
+    let port = free_port(); // nothing listens there
+    let output = Command::new(env!("CARGO_BIN_EXE_socketio-server"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--adapter",
+            "redis-sharded",
+            "--redis-url",
+            &format!("redis://127.0.0.1:{port}"),
+        ])
+        .output()
+        .expect("run the binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "redis.url: cannot connect to redis://127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
