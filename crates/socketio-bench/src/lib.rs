@@ -2,6 +2,7 @@
 //! bytes at all (the load generator, and the hostile peer of the server's bad-input tests), the
 //! scenarios that drive it, and the side-by-side runner that writes `docs/benchmarks.md`.
 
+pub mod cluster;
 pub mod http;
 pub mod procstat;
 pub mod raw;

@@ -4,7 +4,8 @@
 //! ```text
 //! sio-bench connect --addr 127.0.0.1:3000 [--pid P] [--n 10000] [--concurrency 100] [--hold-ms 2000]
 //! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw] [--rate R] [--warmup-ms 1000] [--duration-ms 5000]
-//! sio-bench fanout  --addr ... [--receivers 1000] [--messages 200] [--rate 100]
+//! sio-bench fanout  --addr ... [--addr2 B --pid2 P] [--receivers 1000] [--messages 200] [--rate 100] [--size 0 (bytes of data; 0: no padding)]
+//! sio-bench cluster [--out docs/cluster-benchmarks.md] [--repeat N] [--quick]
 //! sio-bench polling --addr ... [--clients 20] [--size 32] [--warmup-ms 1000] [--duration-ms 5000]
 //! sio-bench all [--out docs/benchmarks.md] [--quick] [--repeat N] [--only <text in the scenario's arguments>]
 //! ```
@@ -17,7 +18,7 @@ use std::time::Duration;
 use socketio_bench::scenario::{self, EchoMode, Target};
 
 fn usage() -> ! {
-    eprintln!("usage: sio-bench <connect|echo|fanout|polling|all> [--flag value ...] (see the source header)");
+    eprintln!("usage: sio-bench <connect|echo|fanout|polling|all|cluster> [--flag value ...] (see the source header)");
     std::process::exit(2)
 }
 
@@ -46,6 +47,21 @@ fn main() {
             .get(k)
             .map_or(d, |v| v.parse().unwrap_or_else(|_| usage()))
     };
+    if command == "cluster" {
+        let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let out = flags
+            .get("out")
+            .map_or_else(|| root.join("docs/cluster-benchmarks.md"), PathBuf::from);
+        let repeat = num("repeat", 1) as usize;
+        if let Err(err) =
+            socketio_bench::cluster::run_cluster(&root, &out, flags.contains_key("quick"), repeat)
+        {
+            eprintln!("benchmark failed: {err}");
+            std::process::exit(1);
+        }
+        println!("wrote {}", out.display());
+        return;
+    }
     if command == "all" {
         let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let out = flags
@@ -117,11 +133,19 @@ fn main() {
                     .get("rate")
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(100.0);
+                let mut targets = vec![target.clone()];
+                if let Some(addr) = flags.get("addr2").and_then(|a| a.parse().ok()) {
+                    targets.push(Target {
+                        addr,
+                        pid: flags.get("pid2").and_then(|p| p.parse().ok()),
+                    });
+                }
                 scenario::fanout(
-                    &target,
+                    &targets,
                     num("receivers", 1000) as usize,
                     num("messages", 200) as usize,
                     rate,
+                    num("size", 0) as usize,
                 )
                 .await
             }

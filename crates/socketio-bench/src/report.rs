@@ -21,6 +21,8 @@ pub struct Peer {
     pub cwd: PathBuf,
     /// Only a WebSocket echo (the ceiling): runs the echo scenario in raw mode only.
     pub ceiling: bool,
+    /// Extra environment (the cluster runs name the adapter here).
+    pub env: Vec<(String, String)>,
 }
 
 /// The peers, relative to the repository root; the programs must be built already.
@@ -32,6 +34,7 @@ pub fn peers(root: &Path) -> Vec<Peer> {
             command: vec![s(&root.join("target/release/examples/bench_peer"))],
             cwd: root.to_path_buf(),
             ceiling: false,
+            env: Vec::new(),
         },
         Peer {
             name: "socketioxide",
@@ -40,18 +43,21 @@ pub fn peers(root: &Path) -> Vec<Peer> {
             )],
             cwd: root.to_path_buf(),
             ceiling: false,
+            env: Vec::new(),
         },
         Peer {
             name: "node socket.io",
             command: vec!["node".into(), s(&root.join("bench/peers/node/server.js"))],
             cwd: root.join("bench/peers/node"),
             ceiling: false,
+            env: Vec::new(),
         },
         Peer {
             name: "ws echo (ceiling)",
             command: vec![s(&root.join("bench/peers/rust/target/release/ws_echo"))],
             cwd: root.to_path_buf(),
             ceiling: true,
+            env: Vec::new(),
         },
     ]
 }
@@ -182,10 +188,12 @@ pub fn runs(quick: bool) -> Vec<Run> {
     ]
 }
 
-fn start(peer: &Peer, port: u16) -> std::io::Result<Child> {
+/// Starts `peer` on `port`, pinned to core 0, and waits until it accepts connections.
+pub(crate) fn start(peer: &Peer, port: u16) -> std::io::Result<Child> {
     let mut cmd = Command::new("taskset");
     cmd.arg("-c").arg("0").args(&peer.command);
     cmd.env("PORT", port.to_string())
+        .envs(peer.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&peer.cwd)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -207,18 +215,25 @@ fn start(peer: &Peer, port: u16) -> std::io::Result<Child> {
 }
 
 fn generate(args: &[String], port: u16, pid: u32) -> Result<Value, String> {
+    let target = [
+        "--addr".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--pid".to_owned(),
+        pid.to_string(),
+    ];
+    generate_with(args, &target)
+}
+
+/// Runs the load generator pinned to core 1 with `args` and the `target` flags; its last JSON
+/// line is the result.
+pub(crate) fn generate_with(args: &[String], target: &[String]) -> Result<Value, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new("taskset")
         .arg("-c")
         .arg("1")
         .arg(exe)
         .args(args)
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--pid",
-            &pid.to_string(),
-        ])
+        .args(target)
         .output()
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -229,7 +244,7 @@ fn generate(args: &[String], port: u16, pid: u32) -> Result<Value, String> {
         .ok_or_else(|| format!("no result: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
-fn get(v: &Value, path: &str) -> Option<f64> {
+pub(crate) fn get(v: &Value, path: &str) -> Option<f64> {
     path.split('.').try_fold(v, |v, k| v.get(k))?.as_f64()
 }
 
@@ -301,7 +316,7 @@ pub fn run_all(
     Ok(results)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -314,7 +329,7 @@ fn machine() -> String {
     format!("{cores} cores ({cpu})")
 }
 
-fn version_of(root: &Path, lock: &str, name: &str) -> String {
+pub(crate) fn version_of(root: &Path, lock: &str, name: &str) -> String {
     let text = std::fs::read_to_string(root.join(lock)).unwrap_or_default();
     let needle = format!("name = \"{name}\"\nversion = \"");
     text.split(&needle)

@@ -43,6 +43,20 @@ impl Meter {
         }
     }
 
+    /// The server's (user, system) CPU seconds since the start; zeros without a pid.
+    fn server_split(&self, target: &Target) -> (f64, f64) {
+        match (target.pid, self.server) {
+            (Some(pid), Some(before)) => {
+                let now = sample(Some(pid));
+                (
+                    now.user_secs - before.user_secs,
+                    now.system_secs - before.system_secs,
+                )
+            }
+            _ => (0.0, 0.0),
+        }
+    }
+
     /// (server CPU s, tool CPU s, wall s); the server's CPU is NaN (JSON null) without a pid.
     fn stop(&self, target: &Target) -> (f64, f64, f64) {
         let server = match (target.pid, self.server) {
@@ -272,15 +286,24 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// `fanout`: `receivers` in one room, one publisher broadcasting `messages` at `rate` per second.
-pub async fn fanout(target: &Target, receivers: usize, messages: usize, rate: f64) -> Value {
+pub async fn fanout(
+    targets: &[Target],
+    receivers: usize,
+    messages: usize,
+    rate: f64,
+    size: usize,
+) -> Value {
+    let Some(target) = targets.first() else {
+        return json!({"scenario": "fanout", "error": "no server"});
+    };
     let received = Arc::new(AtomicU64::new(0));
     let duplicates = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(receivers * messages)));
     let (ready_tx, mut ready_rx) = mpsc::channel::<()>(receivers.max(1));
     let mut tasks = Vec::new();
-    for _ in 0..receivers {
+    for i in 0..receivers {
         let (addr, received, duplicates, latencies, ready) = (
-            target.addr,
+            targets[i % targets.len()].addr,
             received.clone(),
             duplicates.clone(),
             latencies.clone(),
@@ -343,15 +366,23 @@ pub async fn fanout(target: &Target, receivers: usize, messages: usize, rate: f6
     let Ok((mut publisher, _)) = RawClient::socketio_handshake(target.addr, "").await else {
         return json!({"scenario": "fanout", "error": "publisher could not connect"});
     };
-    // Drain whatever the server sends the publisher (nothing, normally).
-    let meter = Meter::start(target);
+    if targets.len() > 1 {
+        // Cluster adapters may subscribe to a room's channel in the background.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let meters: Vec<Meter> = targets.iter().map(Meter::start).collect();
+    // `size` 0: the historical message (no padding field).
+    let padding = match size {
+        0 => String::new(),
+        n => format!(",\"p\":\"{}\"", "x".repeat(n.saturating_sub(30))),
+    };
     let interval = Duration::from_secs_f64(1.0 / rate);
     let begin = Instant::now();
     for seq in 0..messages {
         let due = begin + interval * seq as u32;
         tokio::time::sleep_until(due.into()).await;
         let message = format!(
-            "42[\"broadcast\",{{\"room\":\"bench\",\"data\":{{\"s\":{seq},\"t\":{}}}}}]",
+            "42[\"broadcast\",{{\"room\":\"bench\",\"data\":{{\"s\":{seq},\"t\":{}{padding}}}}}]",
             micros_since_start()
         );
         if publisher.send_text(message.as_bytes()).await.is_err() {
@@ -361,7 +392,21 @@ pub async fn fanout(target: &Target, receivers: usize, messages: usize, rate: f6
     for task in tasks {
         let _ = task.await;
     }
-    let (server_cpu, tool_cpu, wall) = meter.stop(target);
+    let splits: Vec<(f64, f64)> = meters
+        .iter()
+        .zip(targets)
+        .map(|(m, t)| m.server_split(t))
+        .collect();
+    let (first_cpu, tool_cpu, wall) = meters[0].stop(target);
+    let has_pids = targets.iter().all(|t| t.pid.is_some());
+    let server_cpu = if has_pids {
+        splits.iter().map(|(u, s)| u + s).sum::<f64>()
+    } else {
+        first_cpu
+    };
+    let (user, system) = splits
+        .iter()
+        .fold((0.0, 0.0), |(u, s), (du, ds)| (u + du, s + ds));
     let delivered = received.load(Ordering::Relaxed);
     let expected = (joined * messages) as u64;
     let latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
@@ -375,7 +420,12 @@ pub async fn fanout(target: &Target, receivers: usize, messages: usize, rate: f6
         "duplicates": duplicates.load(Ordering::Relaxed),
         "deliveries_per_s": delivered as f64 / wall,
         "latency": summary(latencies),
+        "servers": targets.len(),
+        "payload_bytes": size,
         "server_cpu_us_per_delivery": if delivered > 0 { json!(server_cpu * 1e6 / delivered as f64) } else { Value::Null },
+        "server_user_us_per_delivery": if delivered > 0 && has_pids { json!(user * 1e6 / delivered as f64) } else { Value::Null },
+        "server_system_us_per_delivery": if delivered > 0 && has_pids { json!(system * 1e6 / delivered as f64) } else { Value::Null },
+        "server_cpu_s_per_node": splits.iter().map(|(u, s)| u + s).collect::<Vec<f64>>(),
         "connect_failures": receivers - joined,
         "server_cpu_pct": 100.0 * server_cpu / wall,
         "tool_cpu_pct": 100.0 * tool_cpu / wall,

@@ -293,12 +293,14 @@ impl Config {
                     "memory" => AdapterKind::Memory,
                     "redis" => AdapterKind::Redis,
                     "redis-sharded" => AdapterKind::RedisSharded,
-                    _ => return Err(invalid(
-                        setting,
-                        format!(
+                    _ => {
+                        return Err(invalid(
+                            setting,
+                            format!(
                             "'{value}' is not an available adapter (memory, redis, redis-sharded)"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             "redis.url" => {

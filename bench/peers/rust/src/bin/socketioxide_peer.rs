@@ -1,5 +1,7 @@
 //! The benchmark contract on socketioxide (latest 0.18 from crates.io), served by axum with
-//! TCP_NODELAY set on every connection, on 127.0.0.1:$PORT.
+//! TCP_NODELAY set on every connection, on 127.0.0.1:$PORT. With `SOCKETIO_ADAPTER=redis` it
+//! joins a cluster through socketioxide-redis on `REDIS_URL` (its own wire format, not Node's:
+//! only the fan-out part of the contract is implemented for it).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +13,8 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as RawValue};
 use socketioxide::socket::Socket;
 use socketioxide::SocketIo;
+use socketioxide_redis::drivers::redis::redis_client;
+use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
 
 /// Whether the client asked for an acknowledgement (the crate has no public accessor).
 struct AckExpected(bool);
@@ -31,17 +35,17 @@ impl std::fmt::Display for Unauthorized {
 }
 impl std::error::Error for Unauthorized {}
 
-async fn auth(Data(auth): Data<Value>) -> Result<(), Unauthorized> {
+async fn auth<A: Adapter>(Data(auth): Data<Value>, _: SocketRef<A>) -> Result<(), Unauthorized> {
     if auth.get("token").and_then(Value::as_str) == Some("bad") {
         return Err(Unauthorized);
     }
     Ok(())
 }
 
-async fn on_connect(socket: SocketRef) {
+async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
     socket.on(
         "echo",
-        async |socket: SocketRef, Data::<Value>(data), AckExpected(expected), ack: AckSender| {
+        async |socket: SocketRef<A>, Data::<Value>(data), AckExpected(expected), ack: AckSender<A>| {
             if expected {
                 ack.send(&data).ok();
             } else {
@@ -49,15 +53,15 @@ async fn on_connect(socket: SocketRef) {
             }
         },
     );
-    socket.on("join", async |socket: SocketRef, Data::<String>(room), ack: AckSender| {
+    socket.on("join", async |socket: SocketRef<A>, Data::<String>(room), ack: AckSender<A>| {
         socket.join(room);
         ack.send("ok").ok();
     });
-    socket.on("broadcast", async |socket: SocketRef, Data::<Value>(msg)| {
+    socket.on("broadcast", async |socket: SocketRef<A>, Data::<Value>(msg)| {
         let room = msg["room"].as_str().unwrap_or_default().to_owned();
         socket.within(room).emit("bcast", &msg["data"]).await.ok();
     });
-    socket.on("fail", async |socket: SocketRef| {
+    socket.on("fail", async |socket: SocketRef<A>| {
         socket.emit("error", &serde_json::json!({"message": "boom"})).ok();
     });
 }
@@ -65,9 +69,20 @@ async fn on_connect(socket: SocketRef) {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let (layer, io) = SocketIo::new_layer();
-    io.ns("/", on_connect.with(auth));
-    let app = axum::Router::new().layer(layer);
+    let app = if std::env::var("SOCKETIO_ADAPTER").as_deref() == Ok("redis") {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let client = redis_client::Client::open(format!("{url}?protocol=resp3")).map_err(std::io::Error::other)?;
+        let adapter = RedisAdapterCtr::new_with_redis(&client).await.map_err(std::io::Error::other)?;
+        let (layer, io) = SocketIo::builder()
+            .with_adapter::<RedisAdapter<_>>(adapter)
+            .build_layer();
+        io.ns("/", on_connect.with(auth)).await.map_err(std::io::Error::other)?;
+        axum::Router::new().layer(layer)
+    } else {
+        let (layer, io) = SocketIo::new_layer();
+        io.ns("/", on_connect.with(auth));
+        axum::Router::new().layer(layer)
+    };
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
         .await?
         .tap_io(|tcp| {
