@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::message::{random_id, ClusterMessage, MessageBody, EMITTER_UID};
 use crate::requests::{RequestRegistry, Waiting};
-use crate::transport::{Inbound, Transport};
+use crate::transport::{published, Inbound, Transport};
 use crate::value::{ack_to_value, value_to_ack};
 
 /// Ack timeout of a broadcast received from a peer without `flags.timeout`.
@@ -592,19 +592,14 @@ impl Adapter for ClusterAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let published = (!opts.flags.local).then(|| {
+        let publish = (!opts.flags.local).then(|| {
             core.publish(MessageBody::SocketsJoin {
                 opts: opts.clone(),
                 rooms: rooms.clone(),
             })
         });
         core.add_sockets_local(&opts, &rooms);
-        Box::pin(async move {
-            match published {
-                Some(p) => p.await.map(drop),
-                None => Ok(()),
-            }
-        })
+        published(publish)
     }
 
     fn del_sockets(
@@ -613,19 +608,14 @@ impl Adapter for ClusterAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let published = (!opts.flags.local).then(|| {
+        let publish = (!opts.flags.local).then(|| {
             core.publish(MessageBody::SocketsLeave {
                 opts: opts.clone(),
                 rooms: rooms.clone(),
             })
         });
         core.del_sockets_local(&opts, &rooms);
-        Box::pin(async move {
-            match published {
-                Some(p) => p.await.map(drop),
-                None => Ok(()),
-            }
-        })
+        published(publish)
     }
 
     fn disconnect_sockets(
@@ -634,19 +624,14 @@ impl Adapter for ClusterAdapter {
         close: bool,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let published = (!opts.flags.local).then(|| {
+        let publish = (!opts.flags.local).then(|| {
             core.publish(MessageBody::DisconnectSockets {
                 opts: opts.clone(),
                 close,
             })
         });
         core.local.disconnect_sockets_local(&opts, close);
-        Box::pin(async move {
-            match published {
-                Some(p) => p.await.map(drop),
-                None => Ok(()),
-            }
-        })
+        published(publish)
     }
 
     fn fetch_sockets(

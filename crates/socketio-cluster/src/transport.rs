@@ -74,3 +74,14 @@ pub trait Transport: Send + Sync + 'static {
     /// A local room lost its last member.
     fn room_deleted(&self, _nsp: &str, _room: &str) {}
 }
+
+/// The outcome of an operation whose local part is done and whose publish (if any) is under
+/// way: resolves when the publish does, `Ok` when nothing was published (a `local` operation).
+pub fn published<T: Send + 'static>(
+    publish: Option<BoxFuture<'static, Result<T, AdapterError>>>,
+) -> BoxFuture<'static, Result<(), AdapterError>> {
+    match publish {
+        Some(publish) => Box::pin(async move { publish.await.map(drop) }),
+        None => Box::pin(std::future::ready(Ok(()))),
+    }
+}

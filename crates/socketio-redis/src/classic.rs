@@ -20,7 +20,7 @@ use socketio_cluster::value::{
     ack_to_value, from_json, from_msgpack, payload_to_value, to_json_value, to_msgpack,
     value_to_ack, value_to_payload,
 };
-use socketio_cluster::{RequestRegistry, Waiting};
+use socketio_cluster::{published, RequestRegistry, Waiting};
 use tokio::sync::mpsc;
 
 use crate::conn::{ChannelHandler, Publish, RedisConnection, Subscription};
@@ -751,19 +751,14 @@ impl Adapter for ClassicAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let published = (!opts.flags.local).then(|| {
+        let publish = (!opts.flags.local).then(|| {
             core.publish_request(
                 &json!({"uid": core.uid, "type": kind::REMOTE_JOIN, "opts": selection(&opts),
                 "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>()}),
             )
         });
         core.add_sockets_local(&opts, &rooms);
-        Box::pin(async move {
-            match published {
-                Some(p) => p.await.map(drop),
-                None => Ok(()),
-            }
-        })
+        published(publish)
     }
 
     fn del_sockets(
@@ -772,19 +767,14 @@ impl Adapter for ClassicAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let published = (!opts.flags.local).then(|| {
+        let publish = (!opts.flags.local).then(|| {
             core.publish_request(
                 &json!({"uid": core.uid, "type": kind::REMOTE_LEAVE, "opts": selection(&opts),
                 "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>()}),
             )
         });
         core.del_sockets_local(&opts, &rooms);
-        Box::pin(async move {
-            match published {
-                Some(p) => p.await.map(drop),
-                None => Ok(()),
-            }
-        })
+        published(publish)
     }
 
     fn disconnect_sockets(
@@ -793,18 +783,13 @@ impl Adapter for ClassicAdapter {
         close: bool,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let published = (!opts.flags.local).then(|| {
+        let publish = (!opts.flags.local).then(|| {
             core.publish_request(
                 &json!({"uid": core.uid, "type": kind::REMOTE_DISCONNECT, "opts": selection(&opts), "close": close}),
             )
         });
         core.local.disconnect_sockets_local(&opts, close);
-        Box::pin(async move {
-            match published {
-                Some(p) => p.await.map(drop),
-                None => Ok(()),
-            }
-        })
+        published(publish)
     }
 
     fn fetch_sockets(

