@@ -649,13 +649,13 @@ impl Adapter for ClusterAdapter {
             };
             let request_id = random_id();
             let timeout = opts.flags.timeout.unwrap_or(core.config.request_timeout);
-            let publish = core.publish(MessageBody::FetchSockets {
+            let body = MessageBody::FetchSockets {
                 opts,
                 request_id: request_id.clone(),
-            });
+            };
             core.requests
-                .fetch_sockets(&request_id, waiting, local, timeout, async move {
-                    publish.await.map(drop)
+                .fetch_sockets(&request_id, waiting, local, timeout, || {
+                    published(Some(core.publish(body)))
                 })
                 .await
         })
@@ -679,17 +679,14 @@ impl Adapter for ClusterAdapter {
                 return Ok(Vec::new());
             };
             let request_id = random_id();
-            let publish = core.publish(MessageBody::ServerSideEmit {
+            let body = MessageBody::ServerSideEmit {
                 packet: payload,
                 request_id: Some(request_id.clone()),
-            });
+            };
             core.requests
-                .server_side_emit(
-                    &request_id,
-                    waiting,
-                    core.config.request_timeout,
-                    async move { publish.await.map(drop) },
-                )
+                .server_side_emit(&request_id, waiting, core.config.request_timeout, || {
+                    published(Some(core.publish(body)))
+                })
                 .await
         })
     }

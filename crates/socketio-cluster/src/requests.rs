@@ -107,8 +107,9 @@ impl RequestRegistry {
         self.lock().contains_key(id)
     }
 
-    /// Registers, publishes, and waits for the answers or the timeout.
-    async fn collect<P>(
+    /// Registers, then publishes (so that no answer can come before the request is known),
+    /// and waits for the answers or the timeout.
+    async fn collect<P, F>(
         &self,
         id: &str,
         waiting: Waiting,
@@ -117,7 +118,8 @@ impl RequestRegistry {
         publish: P,
     ) -> (Result<(), AdapterError>, Waiting, Collected)
     where
-        P: Future<Output = Result<(), AdapterError>>,
+        P: FnOnce() -> F,
+        F: Future<Output = Result<(), AdapterError>>,
     {
         let (done, finished) = oneshot::channel();
         self.lock().insert(
@@ -128,7 +130,7 @@ impl RequestRegistry {
                 done: Some(done),
             },
         );
-        let published = publish.await;
+        let published = publish().await;
         if published.is_ok() {
             let _ = tokio::time::timeout(timeout, finished).await;
         }
@@ -144,14 +146,15 @@ impl RequestRegistry {
         }
     }
 
-    /// A fetch-sockets request: `local` plus every answer, or a timeout error.
-    pub async fn fetch_sockets(
+    /// A fetch-sockets request: `local` plus every answer, or a timeout error. `publish` sends
+    /// the request once it is registered.
+    pub async fn fetch_sockets<F: Future<Output = Result<(), AdapterError>>>(
         &self,
         id: &str,
         waiting: Waiting,
         local: Vec<SocketDetails>,
         timeout: Duration,
-        publish: impl Future<Output = Result<(), AdapterError>>,
+        publish: impl FnOnce() -> F,
     ) -> Result<Vec<SocketDetails>, AdapterError> {
         let (published, waiting, collected) = self
             .collect(id, waiting, Collected::Sockets(local), timeout, publish)
@@ -168,13 +171,13 @@ impl RequestRegistry {
     }
 
     /// An all-rooms request: the union of `local` and every answer.
-    pub async fn all_rooms(
+    pub async fn all_rooms<F: Future<Output = Result<(), AdapterError>>>(
         &self,
         id: &str,
         waiting: Waiting,
         local: Vec<Room>,
         timeout: Duration,
-        publish: impl Future<Output = Result<(), AdapterError>>,
+        publish: impl FnOnce() -> F,
     ) -> Result<Vec<Room>, AdapterError> {
         let collected = Collected::Rooms(local.into_iter().collect());
         let (published, waiting, collected) =
@@ -191,12 +194,12 @@ impl RequestRegistry {
     }
 
     /// A server-side emit with acks: every answer, or an error that keeps the answers that came.
-    pub async fn server_side_emit(
+    pub async fn server_side_emit<F: Future<Output = Result<(), AdapterError>>>(
         &self,
         id: &str,
         waiting: Waiting,
         timeout: Duration,
-        publish: impl Future<Output = Result<(), AdapterError>>,
+        publish: impl FnOnce() -> F,
     ) -> Result<Vec<AckResponse>, ServerAckError> {
         let (published, waiting, collected) = self
             .collect(
@@ -315,5 +318,70 @@ impl RequestRegistry {
             }
             entry.settle_if_complete();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_that_comes_while_publishing_is_kept() {
+        let registry = RequestRegistry::new();
+        let answering = registry.clone();
+        let started = std::time::Instant::now();
+        let rooms = registry
+            .all_rooms(
+                "r1",
+                Waiting::count(1),
+                vec![Room::from("a")],
+                Duration::from_secs(5),
+                || {
+                    // A peer so fast that it answers before the publish returns.
+                    answering.on_rooms("r1", "peer", vec![Room::from("b")]);
+                    async { Ok(()) }
+                },
+            )
+            .await
+            .expect("complete");
+        assert_eq!(rooms, vec![Room::from("a"), Room::from("b")]);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(!registry.contains("r1"), "a finished request is forgotten");
+    }
+
+    #[tokio::test]
+    async fn partial_answers_survive_a_timeout_and_a_leaving_peer_settles() {
+        let registry = RequestRegistry::new();
+        let waiting = Waiting::Uids(["p1".to_owned(), "p2".to_owned()].into());
+        let answering = registry.clone();
+        let err = registry
+            .server_side_emit("s1", waiting, Duration::from_millis(100), || {
+                let args = socketio::packet::Args::from_json(
+                    bytes::Bytes::from_static(b"[1]"),
+                    Vec::new(),
+                    &socketio::packet::Limits::default(),
+                )
+                .expect("args");
+                answering.on_server_emit_answer("s1", "p1", AckResponse::new(args, None));
+                async { Ok(()) }
+            })
+            .await
+            .expect_err("p2 never answers");
+        assert_eq!(err.responses.len(), 1);
+        assert!(matches!(
+            err.source,
+            AdapterError::Timeout { missing: 1, .. }
+        ));
+
+        let waiting = Waiting::Uids(["p1".to_owned()].into());
+        let leaving = registry.clone();
+        let sockets = registry
+            .fetch_sockets("f1", waiting, Vec::new(), Duration::from_secs(5), || {
+                leaving.forget_peer("p1");
+                async { Ok(()) }
+            })
+            .await
+            .expect("nobody left to wait for");
+        assert!(sockets.is_empty());
     }
 }

@@ -807,13 +807,11 @@ impl Adapter for ClassicAdapter {
                 return Ok(local);
             }
             let id = uid2();
-            let publish = core.publish_request(
-                &json!({"uid": core.uid, "requestId": id, "type": kind::REMOTE_FETCH, "opts": selection(&opts)}),
-            );
+            let body = json!({"uid": core.uid, "requestId": id, "type": kind::REMOTE_FETCH, "opts": selection(&opts)});
             let timeout = opts.flags.timeout.unwrap_or(core.options.requests_timeout);
             core.requests
-                .fetch_sockets(&id, Waiting::count(others), local, timeout, async move {
-                    publish.await.map(drop)
+                .fetch_sockets(&id, Waiting::count(others), local, timeout, || {
+                    published(Some(core.publish_request(&body)))
                 })
                 .await
         })
@@ -828,16 +826,14 @@ impl Adapter for ClassicAdapter {
                 return Ok(local);
             }
             let id = uid2();
-            let publish = core.publish_request(
-                &json!({"uid": core.uid, "requestId": id, "type": kind::ALL_ROOMS}),
-            );
+            let body = json!({"uid": core.uid, "requestId": id, "type": kind::ALL_ROOMS});
             core.requests
                 .all_rooms(
                     &id,
                     Waiting::count(others),
                     local,
                     core.options.requests_timeout,
-                    async move { publish.await.map(drop) },
+                    || published(Some(core.publish_request(&body))),
                 )
                 .await
         })
@@ -867,15 +863,13 @@ impl Adapter for ClassicAdapter {
                 return Ok(Vec::new());
             }
             let id = uid2();
-            let publish = core.publish_request(
-                &json!({"uid": core.uid, "requestId": id, "type": kind::SERVER_SIDE_EMIT, "data": data}),
-            );
+            let body = json!({"uid": core.uid, "requestId": id, "type": kind::SERVER_SIDE_EMIT, "data": data});
             core.requests
                 .server_side_emit(
                     &id,
                     Waiting::count(others),
                     core.options.requests_timeout,
-                    async move { publish.await.map(drop) },
+                    || published(Some(core.publish_request(&body))),
                 )
                 .await
         })

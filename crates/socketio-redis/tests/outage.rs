@@ -58,7 +58,7 @@ async fn redis_killed_and_restarted() {
     };
     let url = redis.url();
     let (a, a_addr, link_a) = node(&url).await;
-    let (b, b_addr, _link_b) = node(&url).await;
+    let (b, b_addr, link_b) = node(&url).await;
     let (mut ca, _) = RawClient::socketio_handshake(a_addr, "").await.expect("a");
     let (mut cb, _) = RawClient::socketio_handshake(b_addr, "").await.expect("b");
     // Joining "room" subscribes b to the room's channel in the background (dynamic mode, as in
@@ -120,7 +120,7 @@ async fn redis_killed_and_restarted() {
 
     until("both nodes are back", async || {
         let count = a.of("/").server_count().await;
-        link_a.is_connected() && count.ok() == Some(2)
+        link_a.is_connected() && link_b.is_connected() && count.ok() == Some(2)
     })
     .await;
     // The restarted Redis knows nothing: the nodes subscribed again by themselves.
