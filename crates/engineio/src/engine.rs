@@ -413,7 +413,9 @@ impl EngineInner {
         transport: TransportKind,
     ) -> Arc<Session> {
         let sid = Sid::generate();
-        let session = Arc::new(Session::new(sid, info, transport, Arc::downgrade(self)));
+        let session = Arc::new_cyclic(|me| {
+            Session::new(sid, info, transport, Arc::downgrade(self), me.clone())
+        });
         let upgrades = if transport == TransportKind::Polling
             && self.config.allow_upgrades
             && self.config.transports.websocket

@@ -45,5 +45,7 @@ pub use packet::Frame;
 pub use service::{
     inspect_head, serve, serve_engine, serve_with_shutdown, EngineService, HttpBody, HttpService,
 };
-pub use session::{CloseReason, Handler, Message, SendError, Session, TransportKind};
+pub use session::{
+    coalesce_writes, CloseReason, Handler, Message, SendError, Session, TransportKind,
+};
 pub use sid::{Sid, SidHasher, SidMap, SidSet};

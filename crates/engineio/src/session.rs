@@ -133,6 +133,8 @@ pub(crate) struct State {
     pub(crate) wire_busy: bool,
     /// The rest of a write-through the socket did not take; the connection task writes it first.
     pub(crate) pending_wire: Option<BytesMut>,
+    /// A [`coalesce_writes`] scope will write the queue when it ends: later senders only queue.
+    held: bool,
 }
 
 /// One client session. Cheap to share (`Arc<Session>`).
@@ -149,6 +151,54 @@ pub struct Session {
     limits: (usize, usize),
     user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
     pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
+    /// This session, for the list of sockets a [`coalesce_writes`] scope has held writes for.
+    me: Weak<Session>,
+}
+
+thread_local! {
+    /// Inside [`coalesce_writes`]: the sessions whose write-through is held until the scope ends.
+    static HELD: std::cell::RefCell<Option<Vec<Weak<Session>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, holding back the writes that senders on this thread would make to idle
+/// WebSockets right away (write-through), and makes them when `f` returns: one write per
+/// client for everything `f` queued for it. For a burst of broadcasts handled together (a
+/// cluster adapter's backlog), each recipient then costs one `sendto`, not one per message; a
+/// lone message costs what it did. `f` must not await (the scope is this thread's); nested
+/// scopes join the outer one.
+///
+/// ```
+/// let n = engineio::coalesce_writes(|| 1 + 1);
+/// assert_eq!(n, 2);
+/// ```
+pub fn coalesce_writes<R>(f: impl FnOnce() -> R) -> R {
+    let outer = HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        match *held {
+            Some(_) => true,
+            None => {
+                *held = Some(Vec::new());
+                false
+            }
+        }
+    });
+    if outer {
+        return f();
+    }
+    /// Makes the held writes even if `f` panics.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let held = HELD
+                .with(|held| held.borrow_mut().take())
+                .unwrap_or_default();
+            for session in held.iter().filter_map(Weak::upgrade) {
+                session.write_held();
+            }
+        }
+    }
+    let _release = Release;
+    f()
 }
 
 impl std::fmt::Debug for Session {
@@ -163,8 +213,10 @@ impl Session {
         request: RequestInfo,
         transport: TransportKind,
         engine: Weak<EngineInner>,
+        me: Weak<Session>,
     ) -> Session {
         Session {
+            me,
             sid,
             request,
             state: Mutex::new(State {
@@ -182,6 +234,7 @@ impl Session {
                 wire: None,
                 wire_busy: false,
                 pending_wire: None,
+                held: false,
             }),
             changed: Notify::new(),
             pong: Notify::new(),
@@ -268,19 +321,51 @@ impl Session {
             self.close_with(CloseReason::SlowConsumer);
             return Err(SendError::SlowConsumer);
         }
+        if state.held {
+            return Ok(());
+        }
         // Nothing ahead of these frames and an idle socket: write them now, from here, instead
-        // of waking the connection task to do it.
+        // of waking the connection task to do it (or when the coalescing scope ends).
         if before.0 == 0
             && !state.wire_busy
             && state.wire.is_some()
             && !crate::transport_ws::is_dispatching(self)
-            && crate::transport_ws::write_through(&mut state)
         {
-            return Ok(());
+            let held = HELD.with(|held| {
+                held.borrow_mut()
+                    .as_mut()
+                    .map(|list| list.push(self.me.clone()))
+                    .is_some()
+            });
+            if held {
+                state.held = true;
+                return Ok(());
+            }
+            if crate::transport_ws::write_through(&mut state) {
+                return Ok(());
+            }
         }
         drop(state);
         self.changed.notify_waiters();
         Ok(())
+    }
+
+    /// The end of a [`coalesce_writes`] scope: writes what was queued meanwhile, or leaves it
+    /// to the connection task.
+    fn write_held(&self) {
+        let mut state = self.lock();
+        state.held = false;
+        if state.closed.is_some() || state.frames.is_empty() {
+            return;
+        }
+        if !state.wire_busy
+            && state.wire.is_some()
+            && crate::transport_ws::write_through(&mut state)
+        {
+            return;
+        }
+        drop(state);
+        self.changed.notify_waiters();
     }
 
     fn enqueue(&self, frame: Frame, volatile: bool) -> Result<(), SendError> {

@@ -526,42 +526,61 @@ async fn resync_loop(client: SubscriberClient, subs: mpsc::UnboundedSender<SubOp
     }
 }
 
-/// Reads every subscribed message, in order, and hands it to its route.
+/// Reads every subscribed message, in order, and hands it to its route. What has piled up
+/// meanwhile (a burst, or a busy server) is handled in one go, with the writes to each client
+/// coalesced: one write per client for the whole backlog.
 async fn receive_loop(inner: Weak<Inner>) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    const BACKLOG: usize = 64;
     let Some(mut rx) = inner.upgrade().map(|i| i.subscriber.message_rx()) else {
         return;
     };
+    let lagged = |inner: &Inner, n: u64| {
+        inner
+            .counters
+            .receive_lagged
+            .fetch_add(n, Ordering::Relaxed);
+        tracing::error!(lost = n, "redis messages dropped: the reader fell behind");
+    };
     loop {
-        let message = match rx.recv().await {
+        let first = rx.recv().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let first = match first {
             Ok(message) => message,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                if let Some(inner) = inner.upgrade() {
-                    inner
-                        .counters
-                        .receive_lagged
-                        .fetch_add(n, Ordering::Relaxed);
-                }
-                tracing::error!(lost = n, "redis messages dropped: the reader fell behind");
+            Err(RecvError::Lagged(n)) => {
+                lagged(&inner, n);
                 continue;
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            Err(RecvError::Closed) => return,
         };
-        let Some(inner) = inner.upgrade() else { return };
-        inner.counters.received.fetch_add(1, Ordering::Relaxed);
-        let Some(payload) = message.value.as_bytes() else {
-            continue;
-        };
-        let channel: &str = &message.channel;
-        let handler = inner
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
-            .and_then(|(_, h)| h.upgrade());
-        if let Some(handler) = handler {
-            handler.on_message(channel, payload);
-        }
+        socketio::coalesce_writes(|| {
+            route(&inner, &first);
+            for _ in 1..BACKLOG {
+                match rx.try_recv() {
+                    Ok(message) => route(&inner, &message),
+                    Err(TryRecvError::Lagged(n)) => lagged(&inner, n),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                }
+            }
+        });
+    }
+}
+
+fn route(inner: &Inner, message: &fred::types::Message) {
+    inner.counters.received.fetch_add(1, Ordering::Relaxed);
+    let Some(payload) = message.value.as_bytes() else {
+        return;
+    };
+    let channel: &str = &message.channel;
+    let handler = inner
+        .routes
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
+        .and_then(|(_, h)| h.upgrade());
+    if let Some(handler) = handler {
+        handler.on_message(channel, payload);
     }
 }
 

@@ -279,3 +279,48 @@ async fn broadcast_ack_slots_of_silent_clients_expire_at_the_timeout() {
     assert!(nothing_within(&mut silent, 100).await);
     assert_eq!(counts.settled.load(SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_writes_arrive_whole_and_in_order() {
+    let io = build(|b| b);
+    let addr = serve(&io).await;
+    let (mut a, _) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    let (mut b, _) = RawClient::socketio_handshake(addr, "").await.expect("b");
+    let ns = io.of("/");
+    // A burst handled in one scope, with a nested scope and sends from another thread while
+    // the first scope holds the writes.
+    socketio::coalesce_writes(|| {
+        for n in 0..50 {
+            ns.emit("n", &n).expect("emit");
+        }
+        let other = {
+            let ns = ns.clone();
+            std::thread::spawn(move || {
+                for n in 50..60 {
+                    ns.emit("n", &n).expect("emit");
+                }
+            })
+        };
+        other.join().expect("thread");
+        socketio::coalesce_writes(|| {
+            for n in 60..100 {
+                ns.emit("n", &n).expect("emit");
+            }
+        });
+    });
+    for client in [&mut a, &mut b] {
+        for n in 0..100 {
+            assert_eq!(text(client).await, format!("42[\"n\",{n}]"));
+        }
+    }
+    // A panic inside the scope still lets the held writes out.
+    let ns2 = ns.clone();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        socketio::coalesce_writes(|| {
+            ns2.emit("last", &1).expect("emit");
+            panic!("handler bug");
+        })
+    }));
+    assert_eq!(text(&mut a).await, "42[\"last\",1]");
+    assert_eq!(text(&mut b).await, "42[\"last\",1]");
+}
