@@ -672,39 +672,55 @@ async fn drain_messages<IO: ConnIo>(
     session: &Arc<Session>,
 ) -> Result<(), CloseReason> {
     loop {
-        let message = match conn.decoder.decode(&mut conn.buf) {
-            Ok(Some(message)) => message,
-            Ok(None) => return Ok(()),
-            Err(err) => {
-                tracing::debug!(sid = %session.sid(), %err, "invalid websocket frame");
-                let mut out = BytesMut::new();
-                ws_codec::encode_close(err.close_code(), &mut out);
-                let _ = write_own_frame(conn, session, &out).await;
-                return Err(CloseReason::ParseError);
-            }
+        // Every data message already read is handed up in one coalescing scope: what the
+        // handlers broadcast meanwhile leaves in one write per recipient. Control frames and
+        // errors end the batch and are handled after it, in order.
+        // The first message needs no allocation (most reads carry one).
+        let (mut first, mut rest) = (None, Vec::new());
+        let mut push = |packet| match first {
+            None => first = Some(packet),
+            Some(_) => rest.push(packet),
         };
-        match message {
-            Message::Text(text) => {
-                let packet = Packet::decode_text(text).map_err(|err| {
+        let stop = loop {
+            match conn.decoder.decode(&mut conn.buf) {
+                Ok(Some(Message::Text(text))) => push(Packet::decode_text(text).map_err(|err| {
                     tracing::debug!(sid = %session.sid(), %err, "invalid packet");
                     CloseReason::ParseError
-                })?;
-                let _dispatching = Dispatching::enter(session);
-                session.receive(packet)?;
+                })),
+                Ok(Some(Message::Binary(bin))) => push(Ok(Packet::Binary(bin))),
+                Ok(Some(Message::Pong(_))) => {}
+                Ok(Some(other)) => break Some(Ok(other)),
+                Ok(None) => break None,
+                Err(err) => break Some(Err(err)),
             }
-            Message::Binary(bin) => {
-                let _dispatching = Dispatching::enter(session);
-                session.receive(Packet::Binary(bin))?
-            }
-            Message::Ping(data) => {
+        };
+        if first.is_some() {
+            let _dispatching = Dispatching::enter(session);
+            crate::session::coalesce_writes(|| {
+                first
+                    .into_iter()
+                    .chain(rest)
+                    .try_for_each(|packet| session.receive(packet?))
+            })?;
+        }
+        match stop {
+            None => return Ok(()),
+            Some(Ok(Message::Ping(data))) => {
                 let mut pong = BytesMut::new();
                 ws_codec::encode_frame(OpCode::Pong, &data, &mut pong);
                 write_own_frame(conn, session, &pong)
                     .await
                     .map_err(|_| CloseReason::TransportError)?;
             }
-            Message::Pong(_) => {}
-            Message::Close(_) => return Err(CloseReason::TransportClose),
+            Some(Ok(Message::Close(_))) => return Err(CloseReason::TransportClose),
+            Some(Ok(_)) => {}
+            Some(Err(err)) => {
+                tracing::debug!(sid = %session.sid(), %err, "invalid websocket frame");
+                let mut out = BytesMut::new();
+                ws_codec::encode_close(err.close_code(), &mut out);
+                let _ = write_own_frame(conn, session, &out).await;
+                return Err(CloseReason::ParseError);
+            }
         }
     }
 }
