@@ -15,15 +15,15 @@ use socketio::{
     LocalAdapter, LocalNamespace, PersistedSession, RestoredSession, Room, ServerAck,
     ServerAckError, ServerEvent, Sid, SocketDetails,
 };
-use socketio_cluster::message::{opts_from_value, opts_to_value};
+use socketio_cluster::message::opts_to_value;
 use socketio_cluster::value::{
-    ack_to_value, from_json, from_msgpack, payload_to_value, to_json_value, to_msgpack,
-    value_to_ack, value_to_payload,
+    ack_to_value, payload_to_value, to_json_value, to_msgpack, value_to_ack,
 };
 use socketio_cluster::{published, RequestRegistry, Waiting};
 use tokio::sync::mpsc;
 
 use crate::conn::{ChannelHandler, Publish, RedisConnection, Subscription};
+use crate::protocol::{decode_broadcast, decode_request, decode_response, kind, Request, Response};
 
 /// Ack timeout of a broadcast received from a peer without one.
 const DEFAULT_REMOTE_ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,20 +68,6 @@ impl ClassicOptions {
         self.requests_timeout = timeout;
         self
     }
-}
-
-/// The classic request types (Node's `RequestType`, from 0).
-mod kind {
-    pub(super) const SOCKETS: u64 = 0;
-    pub(super) const ALL_ROOMS: u64 = 1;
-    pub(super) const REMOTE_JOIN: u64 = 2;
-    pub(super) const REMOTE_LEAVE: u64 = 3;
-    pub(super) const REMOTE_DISCONNECT: u64 = 4;
-    pub(super) const REMOTE_FETCH: u64 = 5;
-    pub(super) const SERVER_SIDE_EMIT: u64 = 6;
-    pub(super) const BROADCAST: u64 = 7;
-    pub(super) const BROADCAST_CLIENT_COUNT: u64 = 8;
-    pub(super) const BROADCAST_ACK: u64 = 9;
 }
 
 /// Node's `uid2(6)`: six random characters of `A-Za-z0-9-_`.
@@ -149,45 +135,6 @@ fn codec(err: impl std::fmt::Display) -> AdapterError {
 fn selection(opts: &BroadcastOptions) -> serde_json::Value {
     json!({"rooms": opts.rooms.iter().map(|r| &**r).collect::<Vec<_>>(),
            "except": opts.except.iter().map(|r| &**r).collect::<Vec<_>>()})
-}
-
-fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    match value {
-        Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_nil()),
-        _ => None,
-    }
-}
-
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) => s.as_str().map(str::to_owned),
-        Value::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-fn rooms_of(value: Option<&Value>) -> Vec<Room> {
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| text(Some(v)))
-            .map(Room::from)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// JSON if the first byte is `{`, msgpack otherwise, as Node tells them apart.
-fn decode(payload: &[u8]) -> Result<Value, AdapterError> {
-    if payload.first() == Some(&b'{') {
-        from_json(payload).map_err(codec)
-    } else {
-        from_msgpack(payload).map_err(codec)
-    }
 }
 
 fn json_bytes(value: &serde_json::Value) -> Bytes {
@@ -280,54 +227,26 @@ impl Core {
         if !room.is_empty() && !self.local.has_room(room) {
             return;
         }
-        let Ok(Value::Array(parts)) = from_msgpack(payload) else {
-            tracing::warn!(%channel, "malformed broadcast ignored");
-            return;
-        };
-        let [uid, packet, opts] = parts.as_slice() else {
-            tracing::warn!(%channel, "malformed broadcast ignored");
-            return;
-        };
-        if uid.as_str() == Some(self.uid.as_str()) {
-            return;
-        }
-        let nsp = text(get(packet, "nsp")).unwrap_or_else(|| "/".into());
-        if nsp != self.nsp {
-            return;
-        }
-        let payload = get(packet, "data").map(|d| value_to_payload(d, None));
-        match (payload, opts_from_value(Some(opts))) {
-            (Some(Ok(payload)), Ok(opts)) => self.local.broadcast_local(&payload, &opts),
-            _ => tracing::warn!(%channel, "malformed broadcast ignored"),
+        match decode_broadcast(payload) {
+            Ok(b) if b.uid == self.uid || b.nsp != self.nsp => {}
+            Ok(b) => self.local.broadcast_local(&b.payload, &b.opts),
+            Err(err) => tracing::warn!(%channel, error = %err, "malformed broadcast ignored"),
         }
     }
 
     fn on_request(&self, payload: &[u8]) {
-        let request = match decode(payload) {
+        let (uid, request) = match decode_request(payload) {
             Ok(request) => request,
             Err(err) => return tracing::warn!(error = %err, "malformed request ignored"),
         };
-        let Some(kind) = get(&request, "type").and_then(Value::as_u64) else {
-            return;
-        };
-        let uid = text(get(&request, "uid"));
         let own = uid.as_deref() == Some(self.uid.as_str());
-        let request_id = text(get(&request, "requestId"));
-        let opts = match opts_from_value(get(&request, "opts")) {
-            Ok(opts) => opts,
-            Err(err) => return tracing::warn!(error = %err, "malformed request ignored"),
-        };
-        let theirs = |id: &Option<String>| {
-            id.as_deref()
-                .filter(|id| !self.requests.contains(id))
-                .map(str::to_owned)
-        };
-        match kind {
-            kind::SOCKETS => {
-                let Some(id) = theirs(&request_id) else {
-                    return;
-                };
-                let opts = BroadcastOptions::new().with_rooms(rooms_of(get(&request, "rooms")));
+        // Requests come back to their sender too: its own are skipped (by request id, or by
+        // uid for those without one; their local part was done when published).
+        let theirs = |id: &str| !self.requests.contains(id);
+        let to = uid.as_deref();
+        match request {
+            Request::Sockets { request_id, rooms } if theirs(&request_id) => {
+                let opts = BroadcastOptions::new().with_rooms(rooms);
                 let ids: Vec<String> = self
                     .local
                     .matching_sids(&opts)
@@ -335,14 +254,11 @@ impl Core {
                     .map(|s| s.to_string())
                     .collect();
                 self.respond(
-                    uid.as_deref(),
-                    json_bytes(&json!({"requestId": id, "sockets": ids})),
+                    to,
+                    json_bytes(&json!({"requestId": request_id, "sockets": ids})),
                 );
             }
-            kind::ALL_ROOMS => {
-                let Some(id) = theirs(&request_id) else {
-                    return;
-                };
+            Request::AllRooms { request_id } if theirs(&request_id) => {
                 let rooms: Vec<String> = self
                     .local
                     .local_rooms()
@@ -350,36 +266,23 @@ impl Core {
                     .map(|r| r.to_string())
                     .collect();
                 self.respond(
-                    uid.as_deref(),
-                    json_bytes(&json!({"requestId": id, "rooms": rooms})),
+                    to,
+                    json_bytes(&json!({"requestId": request_id, "rooms": rooms})),
                 );
             }
-            kind::REMOTE_JOIN | kind::REMOTE_LEAVE | kind::REMOTE_DISCONNECT => {
-                if own {
-                    return; // applied when published
-                }
-                if get(&request, "opts").is_none() {
-                    return self.legacy_request(kind, &request, request_id, uid.as_deref());
-                }
-                match kind {
-                    kind::REMOTE_JOIN => {
-                        self.add_sockets_local(&opts, &rooms_of(get(&request, "rooms")))
-                    }
-                    kind::REMOTE_LEAVE => {
-                        self.del_sockets_local(&opts, &rooms_of(get(&request, "rooms")))
-                    }
-                    _ => {
-                        let close = get(&request, "close")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false);
-                        self.local.disconnect_sockets_local(&opts, close);
-                    }
-                }
+            Request::Join { opts, rooms } if !own => self.add_sockets_local(&opts, &rooms),
+            Request::Leave { opts, rooms } if !own => self.del_sockets_local(&opts, &rooms),
+            Request::Disconnect { opts, close } if !own => {
+                self.local.disconnect_sockets_local(&opts, close);
             }
-            kind::REMOTE_FETCH => {
-                let Some(id) = theirs(&request_id) else {
-                    return;
-                };
+            Request::Legacy {
+                kind,
+                request_id,
+                sid,
+                room,
+                close,
+            } if !own => self.legacy_request(kind, request_id, sid, room, close, to),
+            Request::Fetch { request_id, opts } if theirs(&request_id) => {
                 let sockets: Vec<serde_json::Value> = self
                     .local
                     .fetch_sockets_local(&opts)
@@ -387,27 +290,22 @@ impl Core {
                     .map(details_json)
                     .collect();
                 self.respond(
-                    uid.as_deref(),
-                    json_bytes(&json!({"requestId": id, "sockets": sockets})),
+                    to,
+                    json_bytes(&json!({"requestId": request_id, "sockets": sockets})),
                 );
             }
-            kind::SERVER_SIDE_EMIT => {
-                if own {
-                    return;
-                }
-                self.dispatch_server_event(&request, request_id);
+            Request::ServerSideEmit {
+                payload,
+                request_id,
+            } if !own => self.dispatch_server_event(&payload, request_id),
+            Request::Broadcast {
+                request_id,
+                payload,
+                opts,
+            } if theirs(&request_id) => {
+                self.answer_broadcast_with_ack(request_id, uid, payload, opts);
             }
-            kind::BROADCAST => {
-                let Some(id) = theirs(&request_id) else {
-                    return;
-                };
-                let packet = get(&request, "packet").and_then(|p| get(p, "data"));
-                match packet.map(|d| value_to_payload(d, None)) {
-                    Some(Ok(payload)) => self.answer_broadcast_with_ack(id, uid, payload, opts),
-                    _ => tracing::warn!("malformed broadcast request ignored"),
-                }
-            }
-            _ => tracing::debug!(kind, "unknown request type ignored"),
+            _ => {}
         }
     }
 
@@ -415,37 +313,27 @@ impl Core {
     fn legacy_request(
         &self,
         kind: u64,
-        request: &Value,
         request_id: Option<String>,
-        uid: Option<&str>,
+        sid: Sid,
+        room: Option<Room>,
+        close: bool,
+        to: Option<&str>,
     ) {
-        let Some(sid) = text(get(request, "sid")).and_then(|s| Sid::parse(&s)) else {
-            return;
-        };
         if !self.local.namespace().has_socket(&sid) {
             return;
         }
-        let room = text(get(request, "room")).map(Room::from);
         match (kind, room) {
             (kind::REMOTE_JOIN, Some(room)) => self.add_all(sid, &[room]),
             (kind::REMOTE_LEAVE, Some(room)) => self.del(sid, &room),
-            (kind::REMOTE_DISCONNECT, _) => {
-                let close = get(request, "close")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                self.local.namespace().disconnect(&[sid], close);
-            }
+            (kind::REMOTE_DISCONNECT, _) => self.local.namespace().disconnect(&[sid], close),
             _ => return,
         }
         if let Some(id) = request_id {
-            self.respond(uid, json_bytes(&json!({"requestId": id})));
+            self.respond(to, json_bytes(&json!({"requestId": id})));
         }
     }
 
-    fn dispatch_server_event(&self, request: &Value, request_id: Option<String>) {
-        let Some(Ok(payload)) = get(request, "data").map(|d| value_to_payload(d, None)) else {
-            return tracing::warn!("malformed server-side emit ignored");
-        };
+    fn dispatch_server_event(&self, payload: &EventPayload, request_id: Option<String>) {
         let ack = request_id.map(|id| {
             let core = self.me.clone();
             ServerAck::new(move |answer: AckResponse| {
@@ -454,16 +342,16 @@ impl Core {
                     let body =
                         json!({"type": kind::SERVER_SIDE_EMIT, "requestId": id, "data": data});
                     // Node always answers server-side emits on the shared channel.
-                    drop(core.conn.publish(
-                        Publish::Classic,
-                        core.response_channel.clone(),
-                        json_bytes(&body),
-                    ));
+                    let channel = core.response_channel.clone();
+                    drop(
+                        core.conn
+                            .publish(Publish::Classic, channel, json_bytes(&body)),
+                    );
                 }
             })
         });
         let ns = self.local.namespace();
-        match ServerEvent::from_payload(&payload, ns.limits(), ack) {
+        match ServerEvent::from_payload(payload, ns.limits(), ack) {
             Ok(event) => ns.dispatch_server_event(event),
             Err(err) => tracing::warn!(error = %err, "server-side event refused"),
         }
@@ -505,47 +393,41 @@ impl Core {
     }
 
     fn on_response(&self, payload: &[u8]) {
-        let Ok(response) = decode(payload) else {
-            return tracing::warn!("malformed response ignored");
-        };
-        let Some(id) = text(get(&response, "requestId")) else {
-            return;
+        let (id, response) = match decode_response(payload) {
+            Ok(response) => response,
+            Err(err) => return tracing::warn!(error = %err, "malformed response ignored"),
         };
         if !self.requests.contains(&id) {
             return; // another server's request (answers go to a shared channel)
         }
         let limits = *self.local.namespace().limits();
-        match get(&response, "type").and_then(Value::as_u64) {
-            Some(kind::BROADCAST_CLIENT_COUNT) => {
-                let count = get(&response, "clientCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+        let answer = |value: &Value| match value_to_ack(value, &limits) {
+            Ok(answer) => Some(answer),
+            Err(err) => {
+                tracing::warn!(error = %err, "answer refused");
+                None
+            }
+        };
+        match response {
+            Response::ClientCount(n) => {
                 self.requests
-                    .on_client_count(&id, usize::try_from(count).unwrap_or(usize::MAX));
+                    .on_client_count(&id, usize::try_from(n).unwrap_or(usize::MAX));
             }
-            Some(kind::BROADCAST_ACK) => {
-                let packet = get(&response, "packet").cloned().unwrap_or(Value::Nil);
-                match value_to_ack(&packet, &limits) {
-                    Ok(ack) => self.requests.on_ack(&id, ack),
-                    Err(err) => tracing::warn!(error = %err, "broadcast ack refused"),
+            Response::Ack(value) => {
+                if let Some(ack) = answer(&value) {
+                    self.requests.on_ack(&id, ack);
                 }
             }
-            Some(kind::SERVER_SIDE_EMIT) => {
-                let data = get(&response, "data").cloned().unwrap_or(Value::Nil);
-                match value_to_ack(&data, &limits) {
-                    Ok(answer) => self.requests.on_server_emit_answer(&id, "", answer),
-                    Err(err) => tracing::warn!(error = %err, "server-side emit answer refused"),
+            Response::ServerSideEmit(value) => {
+                if let Some(ack) = answer(&value) {
+                    self.requests.on_server_emit_answer(&id, "", ack);
                 }
             }
-            _ => {
-                if let Some(Value::Array(sockets)) = get(&response, "sockets") {
-                    let details = sockets.iter().filter_map(details_from).collect();
-                    self.requests.on_sockets(&id, "", details);
-                } else if get(&response, "rooms").is_some() {
-                    self.requests
-                        .on_rooms(&id, "", rooms_of(get(&response, "rooms")));
-                }
-            }
+            Response::Sockets(details) => self.requests.on_sockets(&id, "", details),
+            // An empty fetch answer looks like an empty id list; ids are no details.
+            Response::SocketIds(_) => self.requests.on_sockets(&id, "", Vec::new()),
+            Response::Rooms(rooms) => self.requests.on_rooms(&id, "", rooms),
+            _ => {}
         }
     }
 
@@ -573,16 +455,6 @@ fn details_json(d: &SocketDetails) -> serde_json::Value {
         "rooms": d.rooms.iter().map(|r| &**r).collect::<Vec<_>>(),
         "data": d.data,
     })
-}
-
-fn details_from(value: &Value) -> Option<SocketDetails> {
-    let id = Sid::parse(&text(get(value, "id"))?)?;
-    Some(SocketDetails::new(
-        id,
-        rooms_of(get(value, "rooms")),
-        get(value, "handshake").map_or(serde_json::Value::Null, to_json_value),
-        get(value, "data").map_or(serde_json::Value::Null, to_json_value),
-    ))
 }
 
 impl ChannelHandler for Core {

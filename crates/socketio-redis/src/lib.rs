@@ -26,6 +26,7 @@
 mod classic;
 mod conn;
 mod emitter;
+pub mod protocol;
 mod sharded;
 
 pub use classic::{ClassicAdapter, ClassicOptions};
