@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::message::{random_id, ClusterMessage, MessageBody, EMITTER_UID};
 use crate::requests::{RequestRegistry, Waiting};
-use crate::transport::{published, Inbound, Transport};
+use crate::transport::{publish_then_local, published, Inbound, Transport};
 use crate::value::{ack_to_value, value_to_ack};
 
 /// Ack timeout of a broadcast received from a peer without `flags.timeout`.
@@ -566,19 +566,16 @@ impl Adapter for ClusterAdapter {
                 let request_id = random_id();
                 // Answers after the timeout have no one to go to.
                 let timeout = opts.flags.timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
+                let body = MessageBody::Broadcast {
+                    opts: opts.clone(),
+                    packet: payload.clone(),
+                    request_id: Some(request_id.clone()),
+                };
                 core.requests
-                    .track_broadcast_ack(&request_id, events.clone(), timeout);
-                let published = core
-                    .publish(MessageBody::Broadcast {
-                        opts: opts.clone(),
-                        packet: payload.clone(),
-                        request_id: Some(request_id.clone()),
+                    .publish_broadcast_with_ack(&request_id, &events, timeout, || {
+                        published(Some(core.publish(body)))
                     })
-                    .await;
-                if let Err(err) = published {
-                    core.requests.untrack(&request_id);
-                    return Err(err);
-                }
+                    .await?;
             }
             core.local
                 .broadcast_with_ack_local(&payload, &opts, &events);
@@ -592,14 +589,15 @@ impl Adapter for ClusterAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let publish = (!opts.flags.local).then(|| {
-            core.publish(MessageBody::SocketsJoin {
-                opts: opts.clone(),
-                rooms: rooms.clone(),
-            })
-        });
-        core.add_sockets_local(&opts, &rooms);
-        published(publish)
+        let message = MessageBody::SocketsJoin {
+            opts: opts.clone(),
+            rooms: rooms.clone(),
+        };
+        publish_then_local(
+            opts.flags.local,
+            || core.publish(message),
+            || core.add_sockets_local(&opts, &rooms),
+        )
     }
 
     fn del_sockets(
@@ -608,14 +606,15 @@ impl Adapter for ClusterAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let publish = (!opts.flags.local).then(|| {
-            core.publish(MessageBody::SocketsLeave {
-                opts: opts.clone(),
-                rooms: rooms.clone(),
-            })
-        });
-        core.del_sockets_local(&opts, &rooms);
-        published(publish)
+        let message = MessageBody::SocketsLeave {
+            opts: opts.clone(),
+            rooms: rooms.clone(),
+        };
+        publish_then_local(
+            opts.flags.local,
+            || core.publish(message),
+            || core.del_sockets_local(&opts, &rooms),
+        )
     }
 
     fn disconnect_sockets(
@@ -624,14 +623,15 @@ impl Adapter for ClusterAdapter {
         close: bool,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let publish = (!opts.flags.local).then(|| {
-            core.publish(MessageBody::DisconnectSockets {
-                opts: opts.clone(),
-                close,
-            })
-        });
-        core.local.disconnect_sockets_local(&opts, close);
-        published(publish)
+        let message = MessageBody::DisconnectSockets {
+            opts: opts.clone(),
+            close,
+        };
+        publish_then_local(
+            opts.flags.local,
+            || core.publish(message),
+            || core.local.disconnect_sockets_local(&opts, close),
+        )
     }
 
     fn fetch_sockets(

@@ -41,5 +41,5 @@ pub mod value;
 pub use adapter::{ClusterAdapter, ClusterConfig, HeartbeatConfig};
 pub use message::{ClusterMessage, MessageBody};
 pub use requests::{RequestRegistry, Waiting};
-pub use transport::{published, Inbound, Transport};
+pub use transport::{publish_then_local, published, Inbound, Transport};
 pub use value::CodecError;

@@ -251,6 +251,26 @@ impl RequestRegistry {
         self.lock().remove(id);
     }
 
+    /// A broadcast with acks: tracks its answers for `timeout`, then publishes it; a failed
+    /// publish forgets it again and is returned.
+    pub async fn publish_broadcast_with_ack<F>(
+        &self,
+        id: &str,
+        events: &mpsc::UnboundedSender<AckEvent>,
+        timeout: Duration,
+        publish: impl FnOnce() -> F,
+    ) -> Result<(), AdapterError>
+    where
+        F: Future<Output = Result<(), AdapterError>>,
+    {
+        self.track_broadcast_ack(id, events.clone(), timeout);
+        let result = publish().await;
+        if result.is_err() {
+            self.untrack(id);
+        }
+        result
+    }
+
     fn answer(&self, id: &str, from: &str, add: impl FnOnce(&mut Collected)) {
         let mut entries = self.lock();
         if let Some(entry @ Entry::Collect { .. }) = entries.get_mut(id) {

@@ -75,6 +75,19 @@ pub trait Transport: Send + Sync + 'static {
     fn room_deleted(&self, _nsp: &str, _room: &str) {}
 }
 
+/// An operation on a selection: publishes it to the other servers (unless `local`), then does
+/// the local part, and resolves with the publish's outcome. The publish is queued first, so the
+/// operation keeps its place in the cluster's order.
+pub fn publish_then_local<T: Send + 'static>(
+    local: bool,
+    publish: impl FnOnce() -> BoxFuture<'static, Result<T, AdapterError>>,
+    local_part: impl FnOnce(),
+) -> BoxFuture<'static, Result<(), AdapterError>> {
+    let publish = (!local).then(publish);
+    local_part();
+    published(publish)
+}
+
 /// The outcome of an operation whose local part is done and whose publish (if any) is under
 /// way: resolves when the publish does, `Ok` when nothing was published (a `local` operation).
 pub fn published<T: Send + 'static>(

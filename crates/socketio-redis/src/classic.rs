@@ -19,7 +19,7 @@ use socketio_cluster::message::opts_to_value;
 use socketio_cluster::value::{
     ack_to_value, payload_to_value, to_json_value, to_msgpack, value_to_ack,
 };
-use socketio_cluster::{published, RequestRegistry, Waiting};
+use socketio_cluster::{publish_then_local, published, RequestRegistry, Waiting};
 use tokio::sync::mpsc;
 
 use crate::conn::{ChannelHandler, Publish, RedisConnection, Subscription};
@@ -589,8 +589,6 @@ impl Adapter for ClassicAdapter {
             if !opts.flags.local {
                 let id = uid2();
                 let timeout = opts.flags.timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
-                core.requests
-                    .track_broadcast_ack(&id, events.clone(), timeout);
                 let request = Value::Map(vec![
                     (Value::from("uid"), Value::from(core.uid.as_str())),
                     (Value::from("requestId"), Value::from(id.as_str())),
@@ -598,18 +596,13 @@ impl Adapter for ClassicAdapter {
                     (Value::from("packet"), packet_value(&payload, &core.nsp)?),
                     (Value::from("opts"), opts_to_value(&opts)),
                 ]);
-                let published = core
-                    .conn
-                    .publish(
-                        Publish::Classic,
-                        core.request_channel.clone(),
-                        Bytes::from(to_msgpack(&request)),
-                    )
-                    .await;
-                if let Err(err) = published {
-                    core.requests.untrack(&id);
-                    return Err(err);
-                }
+                let bytes = Bytes::from(to_msgpack(&request));
+                let channel = core.request_channel.clone();
+                core.requests
+                    .publish_broadcast_with_ack(&id, &events, timeout, || {
+                        published(Some(core.conn.publish(Publish::Classic, channel, bytes)))
+                    })
+                    .await?;
             }
             core.local
                 .broadcast_with_ack_local(&payload, &opts, &events);
@@ -623,14 +616,13 @@ impl Adapter for ClassicAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let publish = (!opts.flags.local).then(|| {
-            core.publish_request(
-                &json!({"uid": core.uid, "type": kind::REMOTE_JOIN, "opts": selection(&opts),
-                "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>()}),
-            )
-        });
-        core.add_sockets_local(&opts, &rooms);
-        published(publish)
+        let body = json!({"uid": core.uid, "type": kind::REMOTE_JOIN, "opts": selection(&opts),
+            "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>()});
+        publish_then_local(
+            opts.flags.local,
+            || core.publish_request(&body),
+            || core.add_sockets_local(&opts, &rooms),
+        )
     }
 
     fn del_sockets(
@@ -639,14 +631,13 @@ impl Adapter for ClassicAdapter {
         rooms: Vec<Room>,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let publish = (!opts.flags.local).then(|| {
-            core.publish_request(
-                &json!({"uid": core.uid, "type": kind::REMOTE_LEAVE, "opts": selection(&opts),
-                "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>()}),
-            )
-        });
-        core.del_sockets_local(&opts, &rooms);
-        published(publish)
+        let body = json!({"uid": core.uid, "type": kind::REMOTE_LEAVE, "opts": selection(&opts),
+            "rooms": rooms.iter().map(|r| &**r).collect::<Vec<_>>()});
+        publish_then_local(
+            opts.flags.local,
+            || core.publish_request(&body),
+            || core.del_sockets_local(&opts, &rooms),
+        )
     }
 
     fn disconnect_sockets(
@@ -655,13 +646,13 @@ impl Adapter for ClassicAdapter {
         close: bool,
     ) -> BoxFuture<'_, Result<(), AdapterError>> {
         let core = &self.core;
-        let publish = (!opts.flags.local).then(|| {
-            core.publish_request(
-                &json!({"uid": core.uid, "type": kind::REMOTE_DISCONNECT, "opts": selection(&opts), "close": close}),
-            )
-        });
-        core.local.disconnect_sockets_local(&opts, close);
-        published(publish)
+        let body = json!({"uid": core.uid, "type": kind::REMOTE_DISCONNECT,
+            "opts": selection(&opts), "close": close});
+        publish_then_local(
+            opts.flags.local,
+            || core.publish_request(&body),
+            || core.local.disconnect_sockets_local(&opts, close),
+        )
     }
 
     fn fetch_sockets(
