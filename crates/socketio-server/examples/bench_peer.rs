@@ -76,8 +76,9 @@ fn text_of(value: &serde_json::Value) -> String {
     }
 }
 
-fn register(socket: &Socket, name: &'static str) {
-    socket.set_data(&serde_json::json!({"node": name})).ok();
+/// The single-server contract; with `cluster`, the cluster operations too (only then, so that
+/// the single-server figures, idle memory included, measure the same work as before).
+fn register(socket: &Socket, name: &'static str, cluster: bool) {
     socket.on(
         "echo",
         |socket: Socket, RawArgs(args), ack: AckSender| async move {
@@ -110,8 +111,13 @@ fn register(socket: &Socket, name: &'static str) {
         },
     );
     socket.on("fail", || async { Err::<(), _>(HandlerError::new("boom")) });
+    if cluster {
+        socket.set_data(&serde_json::json!({"node": name})).ok();
+        register_cluster(socket, name);
+    }
+}
 
-    // Cluster operations.
+fn register_cluster(socket: &Socket, name: &'static str) {
     socket.on("sockets", |socket: Socket, ack: AckSender| async move {
         let all = socket.namespace().fetch_sockets().await?;
         ack.send(&sorted(all.iter().map(|s| s.id.to_string()).collect()))?;
@@ -249,6 +255,7 @@ async fn main() -> Result<(), BoxError> {
             .unwrap_or_else(|_| "rs".into())
             .into_boxed_str(),
     );
+    let cluster = std::env::var("SOCKETIO_ADAPTER").is_ok_and(|a| a != "memory");
     let io = with_adapter(SocketIo::builder()).await?.build();
     io.of("/")
         .use_middleware(|req: ConnectRequest| async move {
@@ -270,7 +277,7 @@ async fn main() -> Result<(), BoxError> {
                 io.of("/").local().emit("announced", &announced).ok();
             }
         })
-        .on_connection(move |socket: Socket| async move { register(&socket, name) });
+        .on_connection(move |socket: Socket| async move { register(&socket, name, cluster) });
     let _ = ANNOUNCE.set(io.clone());
     io.of("/").ready().await?;
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
