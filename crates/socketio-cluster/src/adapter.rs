@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use socketio::{
     AckEvent, AckResponse, Adapter, AdapterError, BoxFuture, BroadcastOptions, EventPayload,
-    LocalAdapter, LocalNamespace, PersistedSession, RestoredSession, Room, ServerAck,
-    ServerAckError, ServerEvent, Sid, SocketDetails,
+    LocalAdapter, LocalNamespace, Room, ServerAck, ServerAckError, ServerEvent, Sid, SocketDetails,
 };
 use tokio::sync::mpsc;
 
@@ -501,6 +500,10 @@ impl Adapter for ClusterAdapter {
         &self.core.uid
     }
 
+    fn local(&self) -> &LocalAdapter {
+        &self.core.local
+    }
+
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
         self.core.add_all(sid, rooms);
     }
@@ -511,14 +514,6 @@ impl Adapter for ClusterAdapter {
 
     fn del_all(&self, sid: Sid) {
         self.core.del_all(sid);
-    }
-
-    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.core.local.socket_rooms(sid)
-    }
-
-    fn local_rooms(&self) -> Vec<Room> {
-        self.core.local.local_rooms()
     }
 
     fn broadcast(
@@ -696,13 +691,5 @@ impl Adapter for ClusterAdapter {
             Some(n) => ready(Ok(n)),
             None => self.core.transport.server_count(&self.core.nsp),
         }
-    }
-
-    fn persist_session(&self, session: PersistedSession) {
-        self.core.local.persist_session(session);
-    }
-
-    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'_, Option<RestoredSession>> {
-        self.core.local.restore_session(pid, offset)
     }
 }

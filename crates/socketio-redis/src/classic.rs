@@ -12,8 +12,7 @@ use rmpv::Value;
 use serde_json::json;
 use socketio::{
     AckEvent, AckResponse, Adapter, AdapterError, BoxFuture, BroadcastOptions, EventPayload,
-    LocalAdapter, LocalNamespace, PersistedSession, RestoredSession, Room, ServerAck,
-    ServerAckError, ServerEvent, Sid, SocketDetails,
+    LocalAdapter, LocalNamespace, Room, ServerAck, ServerAckError, ServerEvent, Sid, SocketDetails,
 };
 use socketio_cluster::message::opts_to_value;
 use socketio_cluster::value::{
@@ -323,8 +322,8 @@ impl Core {
             return;
         }
         match (kind, room) {
-            (kind::REMOTE_JOIN, Some(room)) => self.add_all(sid, &[room]),
-            (kind::REMOTE_LEAVE, Some(room)) => self.del(sid, &room),
+            (kind::REMOTE_JOIN, Some(room)) => self.local.add_all(sid, &[room]),
+            (kind::REMOTE_LEAVE, Some(room)) => self.local.del(sid, &room),
             (kind::REMOTE_DISCONNECT, _) => self.local.namespace().disconnect(&[sid], close),
             _ => return,
         }
@@ -431,14 +430,6 @@ impl Core {
         }
     }
 
-    fn add_all(&self, sid: Sid, rooms: &[Room]) {
-        self.local.add_all(sid, rooms);
-    }
-
-    fn del(&self, sid: Sid, room: &str) {
-        self.local.del(sid, room);
-    }
-
     fn add_sockets_local(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         self.local.add_sockets_local(opts, rooms);
     }
@@ -529,24 +520,8 @@ impl Adapter for ClassicAdapter {
         &self.core.uid
     }
 
-    fn add_all(&self, sid: Sid, rooms: &[Room]) {
-        self.core.add_all(sid, rooms);
-    }
-
-    fn del(&self, sid: Sid, room: &str) {
-        self.core.del(sid, room);
-    }
-
-    fn del_all(&self, sid: Sid) {
-        self.core.local.del_all(sid);
-    }
-
-    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.core.local.socket_rooms(sid)
-    }
-
-    fn local_rooms(&self) -> Vec<Room> {
-        self.core.local.local_rooms()
+    fn local(&self) -> &LocalAdapter {
+        &self.core.local
     }
 
     fn broadcast(
@@ -745,13 +720,5 @@ impl Adapter for ClassicAdapter {
                 .subscribers(Publish::Classic, &self.core.request_channel)
                 .await
         })
-    }
-
-    fn persist_session(&self, session: PersistedSession) {
-        self.core.local.persist_session(session);
-    }
-
-    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'_, Option<RestoredSession>> {
-        self.core.local.restore_session(pid, offset)
     }
 }

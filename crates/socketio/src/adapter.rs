@@ -233,16 +233,30 @@ pub trait Adapter: Send + Sync + 'static {
     /// This server's id in the cluster (on the wire as `uid`).
     fn server_id(&self) -> &str;
 
+    /// The local half: this server's room index and recovery store. The local room and
+    /// session methods below default to it.
+    fn local(&self) -> &LocalAdapter;
+
     /// Adds a local socket to rooms.
-    fn add_all(&self, sid: Sid, rooms: &[Room]);
+    fn add_all(&self, sid: Sid, rooms: &[Room]) {
+        self.local().add_all(sid, rooms);
+    }
     /// Removes a local socket from one room.
-    fn del(&self, sid: Sid, room: &str);
+    fn del(&self, sid: Sid, room: &str) {
+        self.local().del(sid, room);
+    }
     /// Removes a local socket from every room.
-    fn del_all(&self, sid: Sid);
+    fn del_all(&self, sid: Sid) {
+        self.local().del_all(sid);
+    }
     /// The rooms a local socket is in, its own id included.
-    fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
+    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+        self.local().socket_rooms(sid)
+    }
     /// Every room with at least one local socket.
-    fn local_rooms(&self) -> Vec<Room>;
+    fn local_rooms(&self) -> Vec<Room> {
+        self.local().local_rooms()
+    }
 
     /// Sends an event to every matching socket (published to the cluster unless `local`).
     fn broadcast(
@@ -312,9 +326,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>>;
 
     /// Keeps a session after a recoverable disconnect.
-    fn persist_session(&self, session: PersistedSession);
+    fn persist_session(&self, session: PersistedSession) {
+        self.local().persist_session(session);
+    }
     /// Finds a session and the events emitted after `offset`.
-    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'_, Option<RestoredSession>>;
+    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'_, Option<RestoredSession>> {
+        self.local().restore_session(pid, offset)
+    }
 }
 
 /// Settings of connection state recovery.
@@ -603,12 +621,10 @@ impl LocalAdapter {
     }
 }
 
-impl Adapter for LocalAdapter {
-    fn server_id(&self) -> &str {
-        self.ns.server_id()
-    }
-
-    fn add_all(&self, sid: Sid, rooms: &[Room]) {
+/// The room index and the recovery store: what every adapter's trait methods default to.
+impl LocalAdapter {
+    /// Adds a local socket to rooms.
+    pub fn add_all(&self, sid: Sid, rooms: &[Room]) {
         let mut index = self.write();
         for room in rooms {
             index.rooms.entry(room.clone()).or_default().insert(sid);
@@ -620,7 +636,8 @@ impl Adapter for LocalAdapter {
             .extend(rooms.iter().cloned());
     }
 
-    fn del(&self, sid: Sid, room: &str) {
+    /// Removes a local socket from one room.
+    pub fn del(&self, sid: Sid, room: &str) {
         let mut index = self.write();
         if let Some(members) = index.rooms.get_mut(room) {
             members.remove(&sid);
@@ -633,7 +650,8 @@ impl Adapter for LocalAdapter {
         }
     }
 
-    fn del_all(&self, sid: Sid) {
+    /// Removes a local socket from every room.
+    pub fn del_all(&self, sid: Sid) {
         let mut index = self.write();
         let Some(rooms) = index.sids.remove(&sid) else {
             return;
@@ -648,7 +666,8 @@ impl Adapter for LocalAdapter {
         }
     }
 
-    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+    /// The rooms a local socket is in, its own id included.
+    pub fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
         let own: Room = Room::from(sid.as_str());
         let mut rooms = vec![own.clone()];
         if let Some(explicit) = self.read().sids.get(&sid) {
@@ -657,7 +676,8 @@ impl Adapter for LocalAdapter {
         rooms
     }
 
-    fn local_rooms(&self) -> Vec<Room> {
+    /// Every room with at least one local socket.
+    pub fn local_rooms(&self) -> Vec<Room> {
         let mut rooms: HashSet<Room> = self.read().rooms.keys().cloned().collect();
         rooms.extend(
             self.ns
@@ -666,6 +686,52 @@ impl Adapter for LocalAdapter {
                 .map(|sid| Room::from(sid.as_str())),
         );
         rooms.into_iter().collect()
+    }
+
+    /// Keeps a session after a recoverable disconnect (when recovery is on).
+    pub fn persist_session(&self, session: PersistedSession) {
+        if let Some(store) = &self.recovery {
+            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            store.prune(now);
+            store.sessions.insert(session.pid, (session, now));
+        }
+    }
+
+    /// Finds a kept session and the events logged after `offset`.
+    pub fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<'_, Option<RestoredSession>> {
+        let restored = (|| {
+            let store = self.recovery.as_ref()?;
+            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+            store.prune(Instant::now());
+            let pid = Sid::parse(pid)?;
+            let (session, _) = store.sessions.get(&pid)?.clone();
+            let position = store.packets.iter().position(|p| p.offset == offset)?;
+            let in_any = |rooms: &[Room]| rooms.iter().any(|r| session.rooms.contains(r));
+            let missed = store
+                .packets
+                .iter()
+                .skip(position + 1)
+                .filter(|p| (p.rooms.is_empty() || in_any(&p.rooms)) && !in_any(&p.except))
+                .map(|p| (p.payload.clone(), p.offset.clone()))
+                .collect();
+            Some(RestoredSession { session, missed })
+        })();
+        ready(restored)
+    }
+}
+
+impl Adapter for LocalAdapter {
+    fn local(&self) -> &LocalAdapter {
+        self
+    }
+
+    fn server_id(&self) -> &str {
+        self.ns.server_id()
     }
 
     fn broadcast(
@@ -739,36 +805,6 @@ impl Adapter for LocalAdapter {
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
         ready(Ok(1))
-    }
-
-    fn persist_session(&self, session: PersistedSession) {
-        if let Some(store) = &self.recovery {
-            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            store.prune(now);
-            store.sessions.insert(session.pid, (session, now));
-        }
-    }
-
-    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'_, Option<RestoredSession>> {
-        let restored = (|| {
-            let store = self.recovery.as_ref()?;
-            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-            store.prune(Instant::now());
-            let pid = Sid::parse(pid)?;
-            let (session, _) = store.sessions.get(&pid)?.clone();
-            let position = store.packets.iter().position(|p| p.offset == offset)?;
-            let in_any = |rooms: &[Room]| rooms.iter().any(|r| session.rooms.contains(r));
-            let missed = store
-                .packets
-                .iter()
-                .skip(position + 1)
-                .filter(|p| (p.rooms.is_empty() || in_any(&p.rooms)) && !in_any(&p.except))
-                .map(|p| (p.payload.clone(), p.offset.clone()))
-                .collect();
-            Some(RestoredSession { session, missed })
-        })();
-        ready(restored)
     }
 }
 
