@@ -149,36 +149,54 @@ impl ShardedAdapter {
 
     /// `socket.io#<nsp>#`.
     fn main_channel(&self, nsp: &str) -> String {
-        format!("{}#{nsp}#", self.options.channel_prefix)
+        main_channel(&self.options.channel_prefix, nsp)
     }
 
     /// `socket.io#<nsp>#<room or uid>#`.
     fn sub_channel(&self, nsp: &str, name: &str) -> String {
-        format!("{}#{nsp}#{name}#", self.options.channel_prefix)
+        sub_channel(&self.options.channel_prefix, nsp, name)
     }
 
     /// Node's rule for which channel a message goes to.
     fn channel_for(&self, message: &ClusterMessage) -> String {
-        if let MessageBody::Broadcast {
-            opts,
-            request_id: None,
-            ..
-        } = &message.body
-        {
-            if let [room] = opts.rooms.as_slice() {
-                let by_room = match self.options.subscription_mode {
-                    SubscriptionMode::Static => false,
-                    // Node tells socket ids from rooms by their length alone.
-                    SubscriptionMode::Dynamic => room.len() != 20,
-                    SubscriptionMode::DynamicPrivate => true,
-                };
-                if by_room {
-                    return self.sub_channel(&message.nsp, room);
-                }
+        channel_for(&self.options, message)
+    }
+}
+
+/// Node's rule for which channel a message goes to: a broadcast without acks to exactly one
+/// room goes to the room's channel in the dynamic modes (in `dynamic`, unless the room looks
+/// like a socket id: 20 characters); everything else to the namespace's channel.
+fn channel_for(options: &ShardedOptions, message: &ClusterMessage) -> String {
+    let (prefix, nsp) = (&options.channel_prefix, &message.nsp);
+    if let MessageBody::Broadcast {
+        opts,
+        request_id: None,
+        ..
+    } = &message.body
+    {
+        if let [room] = opts.rooms.as_slice() {
+            let by_room = match options.subscription_mode {
+                SubscriptionMode::Static => false,
+                // Node tells socket ids from rooms by their length alone.
+                SubscriptionMode::Dynamic => room.len() != 20,
+                SubscriptionMode::DynamicPrivate => true,
+            };
+            if by_room {
+                return sub_channel(prefix, nsp, room);
             }
         }
-        self.main_channel(&message.nsp)
     }
+    main_channel(prefix, nsp)
+}
+
+/// `<prefix>#<nsp>#`.
+fn main_channel(prefix: &str, nsp: &str) -> String {
+    format!("{prefix}#{nsp}#")
+}
+
+/// `<prefix>#<nsp>#<room or uid>#`.
+fn sub_channel(prefix: &str, nsp: &str, name: &str) -> String {
+    format!("{prefix}#{nsp}#{name}#")
 }
 
 /// JSON, unless the message carries binary (then notepack msgpack), as Node decides.
@@ -323,5 +341,100 @@ impl Transport for ShardedAdapter {
         if known {
             self.conn.unsubscribe(Subscription::Shard, vec![channel]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socketio::{BroadcastOptions, EventPayload};
+
+    fn broadcast(rooms: &[&str], request_id: Option<&str>) -> ClusterMessage {
+        ClusterMessage::new(
+            "0123456789abcdef",
+            "/chat",
+            MessageBody::Broadcast {
+                opts: BroadcastOptions::new().with_rooms(rooms.iter().copied()),
+                packet: EventPayload::single("e", &1).expect("payload"),
+                request_id: request_id.map(str::to_owned),
+            },
+        )
+    }
+
+    #[test]
+    fn channels_follow_the_subscription_mode() {
+        let sid = socketio::Sid::generate();
+        let cases = [
+            (
+                SubscriptionMode::Dynamic,
+                vec!["news"],
+                None,
+                "socket.io#/chat#news#",
+            ),
+            (
+                SubscriptionMode::Dynamic,
+                vec![sid.as_str()],
+                None,
+                "socket.io#/chat#",
+            ),
+            (
+                SubscriptionMode::Dynamic,
+                vec!["news"],
+                Some("q"),
+                "socket.io#/chat#",
+            ),
+            (
+                SubscriptionMode::Dynamic,
+                vec!["a", "b"],
+                None,
+                "socket.io#/chat#",
+            ),
+            (SubscriptionMode::Dynamic, vec![], None, "socket.io#/chat#"),
+            (
+                SubscriptionMode::Static,
+                vec!["news"],
+                None,
+                "socket.io#/chat#",
+            ),
+            (
+                SubscriptionMode::DynamicPrivate,
+                vec![sid.as_str()],
+                None,
+                "socket.io#/chat#SID#",
+            ),
+        ];
+        for (mode, rooms, request_id, want) in cases {
+            let options = ShardedOptions::new().subscription_mode(mode);
+            let want = want.replace("SID", sid.as_str());
+            assert_eq!(
+                channel_for(&options, &broadcast(&rooms, request_id)),
+                want,
+                "{mode:?} {rooms:?}"
+            );
+        }
+        let heartbeat = ClusterMessage::new("u", "/", MessageBody::Heartbeat);
+        let options = ShardedOptions::new().channel_prefix("app");
+        assert_eq!(channel_for(&options, &heartbeat), "app#/#");
+    }
+
+    #[test]
+    fn binary_switches_to_msgpack() {
+        let text = encode(&broadcast(&["r"], None)).expect("json");
+        assert_eq!(text.first(), Some(&b'{'));
+        let binary = ClusterMessage::new(
+            "u",
+            "/",
+            MessageBody::Broadcast {
+                opts: BroadcastOptions::new(),
+                packet: EventPayload::single("e", &socketio::Binary::from(vec![1u8]))
+                    .expect("payload"),
+                request_id: None,
+            },
+        );
+        let bytes = encode(&binary).expect("msgpack");
+        assert_ne!(bytes.first(), Some(&b'{'));
+        let back =
+            ClusterMessage::from_value(&from_msgpack(&bytes).expect("decodes")).expect("message");
+        assert_eq!(back, binary);
     }
 }
