@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, or a Redis Cluster:
+    /// `redis-cluster://host:port?node=host2:port2&node=…`.
     pub url: String,
     /// Publishes waiting to be written at most; beyond it a publish fails at once.
     pub publish_queue: usize,
@@ -339,27 +340,45 @@ impl RedisConnection {
             .retain(|(p, _)| p != prefix);
     }
 
-    /// `PUBSUB NUMSUB` (classic) or `PUBSUB SHARDNUMSUB` (sharded) of one channel.
+    /// `PUBSUB NUMSUB` (classic) or `PUBSUB SHARDNUMSUB` (sharded) of one channel. In a Redis
+    /// Cluster each node counts only its own subscribers, so the counts of every primary are
+    /// summed, as Node's adapters do with node-redis.
     pub(crate) async fn subscribers(
         &self,
         kind: Publish,
         channel: &str,
     ) -> Result<usize, AdapterError> {
-        if !self.inner.publisher.is_connected() {
+        let client = &self.inner.publisher;
+        if !client.is_connected() {
             return Err(unavailable());
         }
-        let reply: Vec<Value> = match kind {
-            Publish::Classic => self.inner.publisher.pubsub_numsub(channel).await,
-            Publish::Sharded => self.inner.publisher.pubsub_shardnumsub(channel).await,
+        if !client.is_clustered() {
+            return numsub(client, kind, channel).await;
         }
-        .map_err(backend)?;
-        // [channel, count]
-        reply
-            .get(1)
-            .and_then(Value::as_u64)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| AdapterError::backend("redis: unexpected NUMSUB reply"))
+        let mut total = 0;
+        for server in client.active_connections() {
+            total += numsub(&client.with_cluster_node(server), kind, channel).await?;
+        }
+        Ok(total)
     }
+}
+
+async fn numsub<C: PubsubInterface>(
+    client: &C,
+    kind: Publish,
+    channel: &str,
+) -> Result<usize, AdapterError> {
+    let reply: Vec<Value> = match kind {
+        Publish::Classic => client.pubsub_numsub(channel).await,
+        Publish::Sharded => client.pubsub_shardnumsub(channel).await,
+    }
+    .map_err(backend)?;
+    // [channel, count]
+    reply
+        .get(1)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| AdapterError::backend("redis: unexpected NUMSUB reply"))
 }
 
 /// Writes queued publishes in order: everything waiting goes out as one pipeline.
