@@ -304,8 +304,18 @@ impl Config {
                 }
             }
             "redis.url" => {
-                if !value.starts_with("redis://") && !value.starts_with("rediss://") {
-                    return Err(invalid(setting, format!("'{value}' is not a redis:// URL")));
+                if value.starts_with("rediss://") {
+                    return Err(invalid(
+                        setting,
+                        "TLS to Redis (rediss://) is not supported yet",
+                    ));
+                }
+                let schemes = ["redis://", "redis-cluster://"];
+                if !schemes.iter().any(|scheme| value.starts_with(scheme)) {
+                    return Err(invalid(
+                        setting,
+                        format!("'{value}' is not a redis:// (or redis-cluster://) URL"),
+                    ));
                 }
                 self.redis_url = value.to_owned();
             }
@@ -518,7 +528,12 @@ mod tests {
             (
                 vec!["--redis-url", "127.0.0.1:6379"],
                 vec![],
-                "redis.url: '127.0.0.1:6379' is not a redis:// URL",
+                "redis.url: '127.0.0.1:6379' is not a redis:// (or redis-cluster://) URL",
+            ),
+            (
+                vec!["--redis-url", "rediss://r:6380"],
+                vec![],
+                "redis.url: TLS to Redis (rediss://) is not supported yet",
             ),
             (
                 vec!["--config", "/nonexistent/socketio.toml"],
