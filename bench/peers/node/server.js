@@ -14,9 +14,16 @@ async function main() {
   const io = new Server(httpServer);
 
   if (adapter !== "memory") {
-    const { createClient } = require("redis");
+    const { createClient, createCluster } = require("redis");
     const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
-    const pub = createClient({ url: redisUrl });
+    // redis-cluster://h1:p1?node=h2:p2&node=h3:p3: a Redis Cluster client over those nodes.
+    const cluster = redisUrl.startsWith("redis-cluster://");
+    const rootNodes = () => {
+      const url = new URL(redisUrl.replace("redis-cluster://", "http://"));
+      const hosts = [url.host, ...url.searchParams.getAll("node")];
+      return hosts.map((host) => ({ url: `redis://${host}` }));
+    };
+    const pub = cluster ? createCluster({ rootNodes: rootNodes() }) : createClient({ url: redisUrl });
     const sub = pub.duplicate();
     for (const client of [pub, sub]) client.on("error", (err) => console.error("redis:", err.message));
     await Promise.all([pub.connect(), sub.connect()]);

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{free_port, node_test};
-use socketio_bench::redis::{redis_for_test, RedisServer};
+use socketio_bench::redis::{redis_binary, redis_for_test, RedisCluster, RedisServer};
 
 /// A server process, killed when dropped.
 struct Peer {
@@ -52,12 +52,12 @@ fn wait_for(port: u16, child: &mut Child, what: &str) {
     }
 }
 
-fn start(mut command: Command, redis: &RedisServer, adapter: &str, name: &str) -> Peer {
+fn start(mut command: Command, redis_url: &str, adapter: &str, name: &str) -> Peer {
     let port = free_port();
     let mut child = command
         .env("PORT", port.to_string())
         .env("SOCKETIO_ADAPTER", adapter)
-        .env("REDIS_URL", redis.url())
+        .env("REDIS_URL", redis_url)
         .env("NODE_NAME", name)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -71,15 +71,19 @@ fn start(mut command: Command, redis: &RedisServer, adapter: &str, name: &str) -
 }
 
 fn rust_peer(redis: &RedisServer, adapter: &str, name: &str) -> Peer {
-    start(
-        Command::new(example_binary("bench_peer")),
-        redis,
-        adapter,
-        name,
-    )
+    rust_peer_at(&redis.url(), adapter, name)
+}
+
+fn rust_peer_at(redis_url: &str, adapter: &str, name: &str) -> Peer {
+    let command = Command::new(example_binary("bench_peer"));
+    start(command, redis_url, adapter, name)
 }
 
 fn node_peer(redis: &RedisServer, adapter: &str, name: &str) -> Option<Peer> {
+    node_peer_at(&redis.url(), adapter, name)
+}
+
+fn node_peer_at(redis_url: &str, adapter: &str, name: &str) -> Option<Peer> {
     let dir = repo().join("bench/peers/node");
     if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
         assert!(
@@ -91,7 +95,7 @@ fn node_peer(redis: &RedisServer, adapter: &str, name: &str) -> Option<Peer> {
     }
     let mut command = Command::new("node");
     command.arg("server.js").current_dir(dir);
-    Some(start(command, redis, adapter, name))
+    Some(start(command, redis_url, adapter, name))
 }
 
 fn run_spec(a: &Peer, a_name: &str, b: &Peer, b_name: &str) {
@@ -306,4 +310,27 @@ fn an_unreachable_redis_at_start_is_one_clear_error() {
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn sharded_node_and_rust_on_a_redis_cluster() {
+    let Some(binary) = redis_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed"
+        );
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    };
+    let cluster = RedisCluster::start(&binary);
+    let Some(node) = node_peer_at(&cluster.url(), "redis-sharded", "node") else {
+        return;
+    };
+    let rust = start(
+        Command::new(example_binary("bench_peer")),
+        &cluster.url(),
+        "redis-sharded",
+        "rs",
+    );
+    run_spec(&rust, "rs", &node, "node");
 }
