@@ -218,14 +218,21 @@ impl BroadcastOperator {
 
     /// Sends an already serialized event to the selection.
     pub fn emit_raw(&self, payload: EventPayload) -> Result<(), EmitError> {
-        let event = payload.event_name();
-        self.emit_payload(&event, payload)
+        if let Some(o) = &self.ns.observer {
+            o.event_out(self.ns.name(), &payload.event_name(), payload.json.len());
+        }
+        self.publish(payload)
     }
 
-    /// Hands the payload to the adapter. An error it reports at once (it could not queue the
-    /// publish) is returned; one that comes later is logged by the adapter and here.
     fn emit_payload(&self, event: &str, payload: EventPayload) -> Result<(), EmitError> {
         self.report_out(event, &payload);
+        self.publish(payload)
+    }
+
+    /// Hands the payload to the adapter, unreported (the caller reported it). An error the
+    /// adapter reports at once (it could not queue the publish) is returned; one that comes
+    /// later is logged by the adapter and here.
+    pub(crate) fn publish(&self, payload: EventPayload) -> Result<(), EmitError> {
         let adapter = self.ns.adapter().clone();
         let opts = self.opts.clone();
         match run_ordered(async move { adapter.broadcast(payload, opts).await }) {

@@ -424,8 +424,9 @@ impl Socket {
             o.event_out(self.ns_name(), &payload.event_name(), payload.json.len());
         }
         if self.0.ns.recovery_enabled() && !volatile {
-            // Through the adapter, so that the event gets an offset and is logged for replay.
-            return BroadcastOperator::for_socket(self).emit_raw(payload);
+            // Through the adapter, so that the event gets an offset and is logged for replay
+            // (already reported above).
+            return BroadcastOperator::for_socket(self).publish(payload);
         }
         let encoded = encode_event(self.ns_name(), None, &payload, None);
         self.send_encoded(&encoded, volatile)

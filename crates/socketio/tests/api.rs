@@ -324,3 +324,30 @@ async fn coalesced_writes_arrive_whole_and_in_order() {
     assert_eq!(text(&mut a).await, "42[\"last\",1]");
     assert_eq!(text(&mut b).await, "42[\"last\",1]");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_through_recovery_is_reported_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl socketio::Observer for Count {
+        fn event_out(&self, _: &str, _: &str, _: usize) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let count = std::sync::Arc::new(Count::default());
+    let io = SocketIo::builder()
+        .connection_state_recovery(socketio::RecoveryConfig::default())
+        .observer(count.clone())
+        .build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.emit("hello", &1).expect("emit");
+    });
+    let addr = serve(&io).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("client");
+    let hello = text(&mut client).await;
+    assert!(hello.starts_with("42[\"hello\",1,"), "{hello}");
+    assert_eq!(count.0.load(Ordering::Relaxed), 1);
+}
