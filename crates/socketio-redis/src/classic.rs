@@ -269,8 +269,8 @@ impl Core {
                     json_bytes(&json!({"requestId": request_id, "rooms": rooms})),
                 );
             }
-            Request::Join { opts, rooms } if !own => self.add_sockets_local(&opts, &rooms),
-            Request::Leave { opts, rooms } if !own => self.del_sockets_local(&opts, &rooms),
+            Request::Join { opts, rooms } if !own => self.local.add_sockets_local(&opts, &rooms),
+            Request::Leave { opts, rooms } if !own => self.local.del_sockets_local(&opts, &rooms),
             Request::Disconnect { opts, close } if !own => {
                 self.local.disconnect_sockets_local(&opts, close);
             }
@@ -428,14 +428,6 @@ impl Core {
             Response::Rooms(rooms) => self.requests.on_rooms(&id, "", rooms),
             _ => {}
         }
-    }
-
-    fn add_sockets_local(&self, opts: &BroadcastOptions, rooms: &[Room]) {
-        self.local.add_sockets_local(opts, rooms);
-    }
-
-    fn del_sockets_local(&self, opts: &BroadcastOptions, rooms: &[Room]) {
-        self.local.del_sockets_local(opts, rooms);
     }
 }
 
@@ -596,7 +588,7 @@ impl Adapter for ClassicAdapter {
         publish_then_local(
             opts.flags.local,
             || core.publish_request(&body),
-            || core.add_sockets_local(&opts, &rooms),
+            || core.local.add_sockets_local(&opts, &rooms),
         )
     }
 
@@ -611,7 +603,7 @@ impl Adapter for ClassicAdapter {
         publish_then_local(
             opts.flags.local,
             || core.publish_request(&body),
-            || core.del_sockets_local(&opts, &rooms),
+            || core.local.del_sockets_local(&opts, &rooms),
         )
     }
 

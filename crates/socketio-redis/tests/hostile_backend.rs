@@ -13,16 +13,12 @@ use socketio_redis::{
     ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions,
 };
 
+mod common;
+
 async fn serve(io: &SocketIo) -> SocketAddr {
     io.of("/")
         .on_connection(|socket: Socket| async move { socket.join("room") });
-    io.of("/").ready().await.expect("ready");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serving = io.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
+    let addr = common::serve_ready(io).await;
     addr
 }
 

@@ -10,6 +10,8 @@ use socketio_bench::raw::RawClient;
 use socketio_bench::redis::redis_for_test;
 use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions};
 
+mod common;
+
 const WAIT: Duration = Duration::from_secs(3);
 
 async fn node(url: &str) -> (SocketIo, SocketAddr, RedisConnection) {
@@ -24,13 +26,7 @@ async fn node(url: &str) -> (SocketIo, SocketAddr, RedisConnection) {
         .build();
     io.of("/")
         .on_connection(|socket: Socket| async move { socket.join("room") });
-    io.of("/").ready().await.expect("ready");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serving = io.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
+    let addr = common::serve_ready(&io).await;
     (io, addr, redis)
 }
 

@@ -13,6 +13,8 @@ use socketio_redis::{
     ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions,
 };
 
+mod common;
+
 type Factory =
     Box<dyn Fn(RedisConnection) -> Arc<dyn Fn(LocalNamespace) -> Arc<dyn Adapter> + Send + Sync>>;
 
@@ -31,13 +33,7 @@ async fn node(url: &str, factory: &Factory) -> (SocketIo, SocketAddr) {
         .on_server_event("ping", |event: ServerEvent| async move {
             event.ack(&"pong").ok();
         });
-    io.of("/").ready().await.expect("ready");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serving = io.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
+    let addr = common::serve_ready(&io).await;
     (io, addr)
 }
 

@@ -1,0 +1,18 @@
+//! What the Redis tests share: a server whose adapter is ready, served on a free port of
+//! 127.0.0.1 in the background.
+
+use std::net::SocketAddr;
+
+use socketio::SocketIo;
+
+/// Waits for `io`'s main namespace to be subscribed, then serves it; returns the address.
+pub(crate) async fn serve_ready(io: &SocketIo) -> SocketAddr {
+    io.of("/").ready().await.expect("adapter ready");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = io.clone();
+    tokio::spawn(async move { serving.serve(listener).await });
+    addr
+}
