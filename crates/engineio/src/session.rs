@@ -104,6 +104,8 @@ pub trait Handler: Send + Sync + 'static {
     fn on_message(&self, session: &Arc<Session>, message: Message);
     /// The session closed; called exactly once.
     fn on_close(&self, session: &Arc<Session>, reason: CloseReason);
+    /// The session moved from long-polling to WebSocket (its transport is now `WebSocket`).
+    fn on_upgrade(&self, _session: &Arc<Session>) {}
 }
 
 pub(crate) struct State {

@@ -309,6 +309,7 @@ async fn run_with<IO: ConnIo>(
                             Some(tokio::time::Instant::now() + engine.config.ping_interval);
                     }
                     drop(state);
+                    engine.handler.on_upgrade(&session);
                     session
                 }
                 Ok(Err(())) | Err(_) => {

@@ -131,7 +131,7 @@ pub(crate) struct Metrics {
 }
 
 impl Observer for Metrics {
-    fn handshake(&self) {
+    fn handshake(&self, _transport: socketio::TransportKind) {
         self.handshakes.fetch_add(1, Ordering::Relaxed);
     }
     fn connected(&self, nsp: &str) {
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn counts_render_and_labels_are_capped() {
         let m = Metrics::default();
-        m.handshake();
+        m.handshake(socketio::TransportKind::WebSocket);
         m.connected("/chat");
         m.event_in("/chat", "say \"hi\"", 10);
         m.handler("/chat", "say", Duration::from_micros(300), true);

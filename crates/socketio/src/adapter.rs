@@ -625,43 +625,70 @@ impl LocalAdapter {
 impl LocalAdapter {
     /// Adds a local socket to rooms.
     pub fn add_all(&self, sid: Sid, rooms: &[Room]) {
-        let mut index = self.write();
-        for room in rooms {
-            index.rooms.entry(room.clone()).or_default().insert(sid);
+        let observer = self.ns.socket_observer();
+        let mut joined = Vec::new();
+        {
+            let mut index = self.write();
+            for room in rooms {
+                let new = index.rooms.entry(room.clone()).or_default().insert(sid);
+                if new && observer.is_some() {
+                    joined.push(room.clone());
+                }
+            }
+            index
+                .sids
+                .entry(sid)
+                .or_default()
+                .extend(rooms.iter().cloned());
         }
-        index
-            .sids
-            .entry(sid)
-            .or_default()
-            .extend(rooms.iter().cloned());
+        if let Some(o) = observer {
+            for room in &joined {
+                o.room_joined(self.ns.name(), room, sid);
+            }
+        }
     }
 
     /// Removes a local socket from one room.
     pub fn del(&self, sid: Sid, room: &str) {
-        let mut index = self.write();
-        if let Some(members) = index.rooms.get_mut(room) {
-            members.remove(&sid);
-            if members.is_empty() {
-                index.rooms.remove(room);
+        let left = {
+            let mut index = self.write();
+            let mut left = false;
+            if let Some(members) = index.rooms.get_mut(room) {
+                left = members.remove(&sid);
+                if members.is_empty() {
+                    index.rooms.remove(room);
+                }
             }
-        }
-        if let Some(rooms) = index.sids.get_mut(&sid) {
-            rooms.remove(room);
+            if let Some(rooms) = index.sids.get_mut(&sid) {
+                rooms.remove(room);
+            }
+            left
+        };
+        if let (true, Some(o)) = (left, self.ns.socket_observer()) {
+            o.room_left(self.ns.name(), room, sid);
         }
     }
 
     /// Removes a local socket from every room.
     pub fn del_all(&self, sid: Sid) {
-        let mut index = self.write();
-        let Some(rooms) = index.sids.remove(&sid) else {
-            return;
-        };
-        for room in rooms {
-            if let Some(members) = index.rooms.get_mut(&room) {
-                members.remove(&sid);
-                if members.is_empty() {
-                    index.rooms.remove(&room);
+        let rooms = {
+            let mut index = self.write();
+            let Some(rooms) = index.sids.remove(&sid) else {
+                return;
+            };
+            for room in &rooms {
+                if let Some(members) = index.rooms.get_mut(room) {
+                    members.remove(&sid);
+                    if members.is_empty() {
+                        index.rooms.remove(room);
+                    }
                 }
+            }
+            rooms
+        };
+        if let Some(o) = self.ns.socket_observer() {
+            for room in &rooms {
+                o.room_left(self.ns.name(), room, sid);
             }
         }
     }

@@ -41,6 +41,14 @@ impl Client {
     }
 
     pub(crate) fn on_message(self: &Arc<Self>, message: Message) {
+        if let Some(o) = &self.config.observer {
+            if o.0.wants_traffic() {
+                o.0.message_in(match &message {
+                    Message::Text(text) => text.len(),
+                    Message::Binary(data) => data.len(),
+                });
+            }
+        }
         let complete = {
             let mut reassembler = self.reassembler.lock().unwrap_or_else(|e| e.into_inner());
             match message {
@@ -243,6 +251,11 @@ impl Client {
             }
         }
         let _ = self.session.send(encode_connect(ns.name(), id, pid));
+        if let Some(o) = &ns.observer {
+            if o.wants_socket_events() {
+                o.socket_connected(&socket);
+            }
+        }
         let handler = ns
             .handlers
             .on_connect
@@ -254,6 +267,14 @@ impl Client {
                 tracing::warn!(sid = %id, nsp = ns.name(), error = %err.message, "connection handler failed");
             }
         }
+    }
+
+    /// This connection's namespace sockets.
+    pub(crate) fn sockets(&self) -> Vec<Socket> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn remove_socket(&self, nsp: &str) {

@@ -16,6 +16,7 @@ use crate::binary::collect_attachments;
 use crate::encode::{encode_event, EncodedPacket, EventPayload};
 use crate::error::EmitError;
 use crate::handler::deserialize_args;
+use crate::observer::Observer;
 use crate::packet::{Args, Limits, ParseError};
 
 /// What the namespace does for its adapter; implemented by the namespace itself.
@@ -71,6 +72,7 @@ pub struct LocalNamespace {
     recovery: Option<RecoveryConfig>,
     limits: Limits,
     ops: Weak<dyn LocalOps>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for LocalNamespace {
@@ -89,6 +91,7 @@ impl LocalNamespace {
         recovery: Option<RecoveryConfig>,
         limits: Limits,
         ops: Weak<dyn LocalOps>,
+        observer: Option<Arc<dyn Observer>>,
     ) -> Self {
         LocalNamespace {
             name: Arc::from(name),
@@ -96,13 +99,26 @@ impl LocalNamespace {
             recovery,
             limits,
             ops,
+            observer,
         }
+    }
+
+    /// The server's observer, when it wants per-socket reports.
+    pub(crate) fn socket_observer(&self) -> Option<&dyn Observer> {
+        self.observer.as_deref().filter(|o| o.wants_socket_events())
     }
 
     /// A handle attached to no namespace (for tests of adapters): it has no sockets.
     pub fn detached(name: &str) -> Self {
         let ops: Weak<dyn LocalOps> = Weak::<Detached>::new();
-        Self::new(name, Arc::from("detached"), None, Limits::default(), ops)
+        Self::new(
+            name,
+            Arc::from("detached"),
+            None,
+            Limits::default(),
+            ops,
+            None,
+        )
     }
 
     fn ops(&self) -> Arc<dyn LocalOps> {

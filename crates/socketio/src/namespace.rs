@@ -72,7 +72,7 @@ impl NsInner {
             adapter: OnceLock::new(),
             ready: tokio::sync::OnceCell::new(),
             recovery: settings.recovery,
-            observer: settings.observer,
+            observer: settings.observer.clone(),
         });
         let ops: std::sync::Weak<dyn LocalOps> =
             Arc::downgrade(&ns) as std::sync::Weak<dyn LocalOps>;
@@ -82,6 +82,7 @@ impl NsInner {
             settings.recovery,
             settings.limits,
             ops,
+            settings.observer,
         );
         let _ = ns.adapter.set((settings.adapter)(local));
         ns
@@ -211,7 +212,7 @@ impl LocalOps for NsInner {
                     socket.id(),
                     self.adapter().socket_rooms(socket.id()),
                     serde_json::to_value(socket.handshake()).unwrap_or_default(),
-                    socket.data_value(),
+                    socket.reported_data(),
                 )
             })
             .collect()

@@ -24,7 +24,7 @@ use crate::client::Client;
 use crate::error::EmitError;
 use crate::local::LocalNamespace;
 use crate::namespace::{AdapterFactory, Namespace, NsHandlers, NsInner, NsSettings};
-use crate::observer::Observer;
+use crate::observer::{Observer, Observers};
 use crate::operators::BroadcastOperator;
 use crate::packet::Limits;
 
@@ -151,6 +151,7 @@ pub struct SocketIoBuilder {
     config: ServerConfig,
     state: http::Extensions,
     adapter: AdapterFactory,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Default for SocketIoBuilder {
@@ -170,6 +171,7 @@ impl Default for SocketIoBuilder {
             },
             state: http::Extensions::new(),
             adapter: local_adapter_factory(),
+            observers: Vec::new(),
         }
     }
 }
@@ -275,9 +277,10 @@ impl SocketIoBuilder {
     }
 
     /// Reports what happens (connections, events, handlers, acks, errors) to `observer`, for
-    /// metrics. Called inline on the hot path; keep it cheap.
+    /// metrics or an admin dashboard. May be called more than once: every observer gets every
+    /// report, in the order they were added. Called inline on the hot path; keep it cheap.
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.config.observer = Some(ObserverRef(observer));
+        self.observers.push(observer);
         self
     }
 
@@ -299,7 +302,8 @@ impl SocketIoBuilder {
     }
 
     /// Builds the server. The main namespace `/` exists from the start.
-    pub fn build(self) -> SocketIo {
+    pub fn build(mut self) -> SocketIo {
+        self.config.observer = Observers::combine(&self.observers).map(ObserverRef);
         let inner = Arc::new(ServerInner {
             config: Arc::new(self.config),
             state: Arc::new(self.state),
@@ -338,7 +342,7 @@ impl engineio::Handler for Bridge {
     fn on_open(&self, session: &Arc<Session>) {
         if let Some(server) = self.server.upgrade() {
             if let Some(o) = &server.config.observer {
-                o.0.handshake();
+                o.0.handshake(session.transport());
             }
             session.set_data(Client::new(session.clone(), &server));
         }
@@ -353,6 +357,17 @@ impl engineio::Handler for Bridge {
     fn on_close(&self, session: &Arc<Session>, reason: CloseReason) {
         if let Some(client) = session.data::<Client>() {
             client.on_close(reason);
+            if let Some(o) = &client.config.observer {
+                o.0.connection_closed(session.transport(), reason.as_str());
+            }
+        }
+    }
+
+    fn on_upgrade(&self, session: &Arc<Session>) {
+        if let Some(client) = session.data::<Client>() {
+            if let Some(o) = &client.config.observer {
+                o.0.upgraded(&client.sockets());
+            }
         }
     }
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use engineio::{SendError, Sid};
+use bytes::Bytes;
+use engineio::{Frame, SendError, Sid};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +28,7 @@ use crate::handler::{
 use crate::handshake::Handshake;
 use crate::local::AckResponse;
 use crate::namespace::NsInner;
+use crate::observer::Observer;
 use crate::operators::BroadcastOperator;
 use crate::packet::{Args, Packet, PacketType};
 use crate::server::ErrorPolicy;
@@ -272,6 +274,12 @@ impl Socket {
     /// The socket id (sent to the client in the CONNECT reply).
     pub fn id(&self) -> Sid {
         self.0.id
+    }
+
+    /// The id of the Engine.IO connection this socket runs on (Node's `socket.conn.id`), shared
+    /// by the client's sockets in every namespace.
+    pub fn connection_id(&self) -> Sid {
+        self.0.client.session.sid()
     }
 
     /// The private session id used by connection state recovery, when it is enabled.
@@ -593,11 +601,25 @@ impl Socket {
     /// socket on every server of the cluster, and what connection state recovery restores.
     pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), EmitError> {
         self.replace_data(serde_json::to_value(data)?);
+        if let Some(o) = &self.0.ns.observer {
+            if o.wants_socket_events() {
+                o.socket_data_changed(self);
+            }
+        }
         Ok(())
     }
 
     pub(crate) fn replace_data(&self, value: serde_json::Value) {
         *self.0.data.write().unwrap_or_else(|e| e.into_inner()) = non_empty(value);
+    }
+
+    /// The data as `fetch_sockets` reports it: the socket's own, plus what observers add.
+    pub(crate) fn reported_data(&self) -> serde_json::Value {
+        let mut data = self.data_value();
+        if let Some(o) = &self.0.ns.observer {
+            o.report_data(self, &mut data);
+        }
+        data
     }
 
     /// The socket's JSON data deserialized as `T`.
@@ -645,6 +667,9 @@ impl Socket {
         encoded: &EncodedPacket,
         volatile: bool,
     ) -> Result<(), EmitError> {
+        if let Some(o) = &self.0.ns.observer {
+            report_out(o.as_ref(), self, encoded);
+        }
         let session = &self.0.client.session;
         let result = if volatile {
             session.send_all(encoded.frames(), true)
@@ -671,6 +696,9 @@ impl Socket {
         );
         if let Some(o) = &self.0.ns.observer {
             o.event_in(self.ns_name(), &event, packet.args.json.len());
+            if o.wants_socket_events() {
+                o.event_received(self, &packet.args.json);
+            }
         }
         let args = packet.args.without_first();
         let ack = packet.id.map(|id| AckSender {
@@ -844,6 +872,9 @@ impl Socket {
         }
         if let Some(o) = &self.0.ns.observer {
             o.disconnected(self.ns_name(), reason);
+            if o.wants_socket_events() {
+                o.socket_disconnected(self.ns_name(), self.0.id, reason);
+            }
         }
         let handlers = std::mem::take(
             &mut *self
@@ -867,6 +898,43 @@ impl Socket {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
     }
+}
+
+/// Traffic counts and the `event_sent` report of one packet queued for `socket`, for the
+/// observers that asked for them.
+#[cold]
+fn report_out(o: &dyn Observer, socket: &Socket, encoded: &EncodedPacket) {
+    if o.wants_traffic() {
+        let bytes = encoded.text.len() + encoded.attachments.iter().map(Bytes::len).sum::<usize>();
+        o.messages_out(1 + encoded.attachments.len(), bytes);
+    }
+    if o.wants_socket_events() {
+        if let Some(args) = event_args(&encoded.text) {
+            o.event_sent(socket.ns_name(), socket.0.id, args);
+        }
+    }
+}
+
+/// The JSON array of an encoded EVENT or BINARY_EVENT frame (`4` `2`|`5` [`N-`] [`/nsp,`]
+/// [ack id] `[...]`); `None` for other packets.
+fn event_args(frame: &Frame) -> Option<&[u8]> {
+    let Frame::Text(text) = frame else {
+        return None;
+    };
+    let rest = match text.get(..2)? {
+        b"42" => &text[2..],
+        b"45" => {
+            let dash = text.iter().position(|&b| b == b'-')?;
+            &text[dash + 1..]
+        }
+        _ => return None,
+    };
+    let rest = match rest.first() {
+        Some(b'/') => &rest[rest.iter().position(|&b| b == b',')? + 1..],
+        _ => rest,
+    };
+    let start = rest.iter().position(|b| !b.is_ascii_digit())?;
+    Some(&rest[start..])
 }
 
 /// No allocation for the default `{}` (most sockets never set data).
@@ -913,5 +981,40 @@ impl SocketWithTimeout<'_> {
         self.socket
             .emit_with_ack_timeout(event, EventPayload::spread(event, args), self.timeout)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Frame {
+        Frame::Text(Bytes::from(s.to_owned()))
+    }
+
+    #[test]
+    fn event_args_skip_every_header_part() {
+        let cases = [
+            (r#"42["a",1]"#, Some(r#"["a",1]"#)),
+            (r#"42/chat,["a"]"#, Some(r#"["a"]"#)),
+            (r#"4212["a"]"#, Some(r#"["a"]"#)),
+            (r#"42/chat,7["a",{"b":2}]"#, Some(r#"["a",{"b":2}]"#)),
+            (
+                r#"451-/x,3["a",{"_placeholder":true,"num":0}]"#,
+                Some(r#"["a",{"_placeholder":true,"num":0}]"#),
+            ),
+            (r#"43["ok"]"#, None),
+            (r#"40{"sid":"x"}"#, None),
+            ("4", None),
+        ];
+        for (frame, want) in cases {
+            let frame_bytes = text(frame);
+            let got = event_args(&frame_bytes).map(|b| std::str::from_utf8(b).unwrap_or("?"));
+            assert_eq!(got, want, "{frame}");
+        }
+        assert_eq!(
+            event_args(&Frame::Binary(Bytes::from_static(b"42[]"))),
+            None
+        );
     }
 }

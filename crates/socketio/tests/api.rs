@@ -351,3 +351,82 @@ async fn an_emit_through_recovery_is_reported_once() {
     assert!(hello.starts_with("42[\"hello\",1,"), "{hello}");
     assert_eq!(count.0.load(Ordering::Relaxed), 1);
 }
+
+/// Records the per-socket reports, and says whether it wants them.
+#[derive(Default)]
+struct Recorder {
+    on: std::sync::atomic::AtomicBool,
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn push(&self, line: String) {
+        self.log.lock().expect("lock").push(line);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().expect("lock"))
+    }
+}
+
+impl socketio::Observer for Recorder {
+    fn connected(&self, nsp: &str) {
+        self.push(format!("connected {nsp}"));
+    }
+    fn wants_socket_events(&self) -> bool {
+        self.on.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn room_joined(&self, _nsp: &str, room: &str, _sid: socketio::Sid) {
+        self.push(format!("joined {room}"));
+    }
+    fn room_left(&self, _nsp: &str, room: &str, _sid: socketio::Sid) {
+        self.push(format!("left {room}"));
+    }
+    fn event_received(&self, _socket: &Socket, args: &[u8]) {
+        self.push(format!("in {}", String::from_utf8_lossy(args)));
+    }
+    fn event_sent(&self, _nsp: &str, _sid: socketio::Sid, args: &[u8]) {
+        self.push(format!("out {}", String::from_utf8_lossy(args)));
+    }
+}
+
+#[tokio::test]
+async fn every_observer_gets_reports_and_socket_events_only_when_asked() {
+    let quiet = std::sync::Arc::new(Recorder::default());
+    let watching = std::sync::Arc::new(Recorder::default());
+    watching
+        .on
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let io = SocketIo::builder()
+        .observer(quiet.clone())
+        .observer(watching.clone())
+        .build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on("go", |socket: Socket| async move {
+            socket.join("r");
+            socket.join("r"); // already in: no second report
+            let _ = socket.namespace().to("r").emit("news", &1);
+            socket.leave("r");
+            socket.leave("r");
+        });
+    });
+    let addr = serve(&io).await;
+    let (mut client, id) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("client");
+    client.send_text(br#"42["go",true]"#).await.expect("send");
+    assert_eq!(text(&mut client).await, r#"42["news",1]"#);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    assert_eq!(quiet.take(), ["connected /"], "not asked: no socket events");
+    assert_eq!(
+        watching.take(),
+        [
+            format!("joined {id}"),
+            "connected /".to_owned(),
+            r#"in ["go",true]"#.to_owned(),
+            "joined r".to_owned(),
+            r#"out ["news",1]"#.to_owned(),
+            "left r".to_owned(),
+        ]
+    );
+}
