@@ -343,6 +343,23 @@ impl RedisConnection {
     /// `PUBSUB NUMSUB` (classic) or `PUBSUB SHARDNUMSUB` (sharded) of one channel. In a Redis
     /// Cluster each node counts only its own subscribers, so the counts of every primary are
     /// summed, as Node's adapters do with node-redis.
+    /// One plain command on the publishing connection (keys, not pub/sub), failing fast while
+    /// Redis is away. Routed by its first key in a Redis Cluster.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) async fn command(
+        &self,
+        name: &'static str,
+        args: Vec<String>,
+    ) -> Result<fred::types::Value, AdapterError> {
+        let client = &self.inner.publisher;
+        if !client.is_connected() {
+            return Err(unavailable());
+        }
+        let cmd =
+            fred::types::CustomCommand::new_static(name, fred::types::ClusterHash::FirstKey, false);
+        client.custom(cmd, args).await.map_err(backend)
+    }
+
     pub(crate) async fn subscribers(
         &self,
         kind: Publish,

@@ -27,9 +27,13 @@ mod classic;
 mod conn;
 mod emitter;
 pub mod protocol;
+#[cfg(feature = "admin")]
+mod session_store;
 mod sharded;
 
 pub use classic::{ClassicAdapter, ClassicOptions};
 pub use conn::{RedisConfig, RedisConnection, RedisStats};
 pub use emitter::Emitter;
+#[cfg(feature = "admin")]
+pub use session_store::RedisSessionStore;
 pub use sharded::{ShardedAdapter, ShardedOptions, SubscriptionMode};
