@@ -111,6 +111,47 @@ pub(crate) struct Config {
     /// `chat.rate_limit`: events per second each `/chat` socket may send (bursts of twice
     /// that); 0 turns the limit off.
     pub(crate) chat_rate_limit: u32,
+    /// `admin.*`: the Admin UI dashboard.
+    pub(crate) admin: AdminConfig,
+}
+
+/// The Admin UI settings.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AdminConfig {
+    /// `admin.enabled`: instrument the server and serve the dashboard.
+    pub(crate) enabled: bool,
+    /// `admin.auth`: require a login (false: anyone who reaches the namespace is admitted).
+    pub(crate) auth: bool,
+    /// `admin.username`.
+    pub(crate) username: String,
+    /// `admin.password_hash`: bcrypt hash of the password (`socketio-server hash-password`).
+    pub(crate) password_hash: Option<String>,
+    /// `admin.readonly`: no join/leave/disconnect/emit from the dashboard.
+    pub(crate) readonly: bool,
+    /// `admin.mode`: development (every socket and event) or production (stats only).
+    pub(crate) production: bool,
+    /// `admin.namespace`: the namespace the dashboard connects to.
+    pub(crate) namespace: String,
+    /// `admin.ui_path`: where the binary serves the dashboard (empty: not served).
+    pub(crate) ui_path: String,
+    /// `admin.server_id`: how the dashboard names this server (default `hostname:port`).
+    pub(crate) server_id: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: false,
+            auth: true,
+            username: "admin".into(),
+            password_hash: None,
+            readonly: false,
+            production: false,
+            namespace: "/admin".into(),
+            ui_path: "/admin/".into(),
+            server_id: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -139,6 +180,7 @@ impl Default for Config {
             auth_audience: None,
             auth_dev: true,
             chat_rate_limit: 20,
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -198,6 +240,35 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "chat.rate_limit",
         "SOCKETIO_CHAT_RATE_LIMIT",
         "--chat-rate-limit",
+    ),
+    ("admin.enabled", "SOCKETIO_ADMIN", "--admin"),
+    ("admin.auth", "SOCKETIO_ADMIN_AUTH", "--admin-auth"),
+    (
+        "admin.username",
+        "SOCKETIO_ADMIN_USERNAME",
+        "--admin-username",
+    ),
+    (
+        "admin.password_hash",
+        "SOCKETIO_ADMIN_PASSWORD_HASH",
+        "--admin-password-hash",
+    ),
+    (
+        "admin.readonly",
+        "SOCKETIO_ADMIN_READONLY",
+        "--admin-readonly",
+    ),
+    ("admin.mode", "SOCKETIO_ADMIN_MODE", "--admin-mode"),
+    (
+        "admin.namespace",
+        "SOCKETIO_ADMIN_NAMESPACE",
+        "--admin-namespace",
+    ),
+    ("admin.ui_path", "SOCKETIO_ADMIN_UI_PATH", "--admin-ui-path"),
+    (
+        "admin.server_id",
+        "SOCKETIO_ADMIN_SERVER_ID",
+        "--admin-server-id",
     ),
 ];
 
@@ -338,6 +409,59 @@ impl Config {
                     )
                 })?
             }
+            "admin.enabled" => self.admin.enabled = boolean(setting, value)?,
+            "admin.auth" => self.admin.auth = boolean(setting, value)?,
+            "admin.username" => {
+                if value.is_empty() {
+                    return Err(invalid(setting, "must not be empty"));
+                }
+                self.admin.username = value.to_owned();
+            }
+            "admin.password_hash" => {
+                let hash = value.trim();
+                if !hash.is_empty() && hash.parse::<bcrypt::HashParts>().is_err() {
+                    return Err(invalid(
+                        setting,
+                        "not a bcrypt hash ($2a$/$2b$/$2y$...); make one with                          `socketio-server hash-password`",
+                    ));
+                }
+                self.admin.password_hash = Some(hash.to_owned()).filter(|h| !h.is_empty());
+            }
+            "admin.readonly" => self.admin.readonly = boolean(setting, value)?,
+            "admin.mode" => {
+                self.admin.production = match value {
+                    "development" => false,
+                    "production" => true,
+                    _ => {
+                        return Err(invalid(
+                            setting,
+                            format!("'{value}' is not development or production"),
+                        ))
+                    }
+                }
+            }
+            "admin.namespace" => {
+                if !value.starts_with('/') || value == "/" {
+                    return Err(invalid(
+                        setting,
+                        format!("'{value}' must be a namespace like /admin"),
+                    ));
+                }
+                self.admin.namespace = value.to_owned();
+            }
+            "admin.ui_path" => {
+                let served = value.starts_with('/') && value.ends_with('/');
+                if !value.is_empty() && !served {
+                    return Err(invalid(
+                        setting,
+                        format!("'{value}' must start and end with / (or be empty: not served)"),
+                    ));
+                }
+                self.admin.ui_path = value.to_owned();
+            }
+            "admin.server_id" => {
+                self.admin.server_id = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
             other => return Err(ConfigError::Unknown(other.to_owned())),
         }
         Ok(())
@@ -427,6 +551,13 @@ impl Config {
         }
         for (setting, value) in flags {
             config.set(setting, &value)?;
+        }
+        if config.admin.enabled && config.admin.auth && config.admin.password_hash.is_none() {
+            return Err(invalid(
+                "admin.password_hash",
+                "required when admin.enabled is true (make one with `socketio-server \
+                 hash-password`, or set admin.auth = false)",
+            ));
         }
         if config.ping_timeout.is_zero() || config.ping_interval.is_zero() {
             return Err(invalid(
@@ -541,6 +672,26 @@ mod tests {
                 "config file /nonexistent/socketio.toml:",
             ),
             (vec!["--listen"], vec![], "--listen: needs a value"),
+            (
+                vec!["--admin", "true"],
+                vec![],
+                "admin.password_hash: required when admin.enabled is true",
+            ),
+            (
+                vec!["--admin-password-hash", "changeit"],
+                vec![],
+                "admin.password_hash: not a bcrypt hash",
+            ),
+            (
+                vec!["--admin-mode", "verbose"],
+                vec![],
+                "admin.mode: 'verbose' is not development or production",
+            ),
+            (
+                vec!["--admin-ui-path", "/dash"],
+                vec![],
+                "admin.ui_path: '/dash' must start and end with /",
+            ),
         ];
         for (args, env, expected) in cases {
             let err = load(&args, &env).expect_err(expected).to_string();
@@ -556,6 +707,16 @@ mod tests {
             (config.adapter, config.redis_url.as_str()),
             (AdapterKind::RedisSharded, "redis://r:6390")
         );
+        let config = load(
+            &["--admin", "on", "--admin-mode", "production"],
+            &[(
+                "SOCKETIO_ADMIN_PASSWORD_HASH",
+                "$2b$04$68v5oZu8oO21hQhC3/wXZeBtLDq/dFVYmvPbnGOZpYRMWf.MK7Wc.",
+            )],
+        )
+        .expect("valid admin settings");
+        assert!(config.admin.enabled && config.admin.production && config.admin.auth);
+        assert!(load(&["--admin=on", "--admin-auth=off"], &[]).is_ok());
         let mut config = Config::default();
         assert_eq!(
             config.apply_toml("[server]\nlisten_port = 3\n", "f.toml"),

@@ -5,6 +5,7 @@
 //! connections, reports not ready, keeps serving connected clients for the drain period, then
 //! disconnects them with the reason "server shutting down" and exits 0.
 
+mod admin_ui;
 mod auth;
 mod chat;
 mod config;
@@ -23,8 +24,10 @@ use axum::routing::get;
 use axum::Router;
 use config::{AdapterKind, Config, LogFormat};
 use socketio::{Cors, RecoveryConfig, SocketIo};
+use socketio_admin::{AdminOptions, AdminUi, Mode};
 use socketio_redis::{
-    ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions,
+    ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, RedisSessionStore,
+    ShardedAdapter, ShardedOptions,
 };
 
 fn main() -> ExitCode {
@@ -32,6 +35,9 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{}", include_str!("../socketio-server.example.toml"));
         return ExitCode::SUCCESS;
+    }
+    if args.first().is_some_and(|a| a == "hash-password") {
+        return hash_password(&args[1..]);
     }
     let config = match Config::load(&args, &|key| std::env::var(key).ok()) {
         Ok(config) => config,
@@ -63,6 +69,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// `socketio-server hash-password [--cost N] [PASSWORD]`: prints the bcrypt hash for
+/// `admin.password_hash`. Without PASSWORD, the first line of standard input is used (so that
+/// the password stays out of the shell history).
+fn hash_password(args: &[String]) -> ExitCode {
+    let mut cost = 10;
+    let mut password = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--cost" => {
+                i += 1;
+                match args.get(i).and_then(|c| c.parse::<u32>().ok()) {
+                    Some(c) if (4..=31).contains(&c) => cost = c,
+                    _ => {
+                        eprintln!(
+                            "socketio-server hash-password: --cost takes a number from 4 to 31"
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            other => password = Some(other.to_owned()),
+        }
+        i += 1;
+    }
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            if let Err(err) = std::io::stdin().read_line(&mut line) {
+                eprintln!("socketio-server hash-password: cannot read the password: {err}");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        eprintln!("socketio-server hash-password: the password is empty");
+        return ExitCode::from(2);
+    }
+    match socketio_admin::hash_password(&password, cost) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("socketio-server hash-password: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn init_logging(config: &Config) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).map_err(|e| {
         format!(
@@ -80,13 +138,52 @@ fn init_logging(config: &Config) -> Result<(), String> {
     result.map_err(|e| format!("log: {e}"))
 }
 
+/// The Admin UI instrumentation, when `admin.enabled`; sessions in Redis when the cluster runs
+/// on Redis, so a dashboard may reconnect to any node.
+fn build_admin(
+    config: &Config,
+    redis: Option<&RedisConnection>,
+) -> Result<Option<AdminUi>, String> {
+    let admin = &config.admin;
+    if !admin.enabled {
+        return Ok(None);
+    }
+    let mut options = match (&admin.password_hash, admin.auth) {
+        (Some(hash), true) => AdminOptions::basic_auth(admin.username.clone(), hash.clone()),
+        _ => AdminOptions::no_auth(),
+    }
+    .namespace(admin.namespace.clone())
+    .readonly(admin.readonly)
+    .mode(if admin.production {
+        Mode::Production
+    } else {
+        Mode::Development
+    })
+    .server_id(admin.server_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}:{}", config.listen.port())
+    }));
+    if let Some(redis) = redis {
+        options = options.store(Arc::new(RedisSessionStore::new(redis.clone())));
+    }
+    AdminUi::new(options)
+        .map(Some)
+        .map_err(|e| format!("admin.password_hash: {e}"))
+}
+
 fn build_io(
     config: &Config,
     metrics: Arc<metrics::Metrics>,
     redis: Option<&RedisConnection>,
+    admin: Option<&AdminUi>,
 ) -> SocketIo {
-    let mut builder = SocketIo::builder()
-        .observer(metrics)
+    let mut builder = SocketIo::builder().observer(metrics);
+    if let Some(admin) = admin {
+        builder = builder.observer(admin.observer());
+    }
+    let mut builder = builder
         .path(config.path.clone())
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
@@ -142,7 +239,11 @@ struct TokenQuery {
 async fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::default());
     let redis = connect_redis(&config).await?;
-    let io = build_io(&config, metrics.clone(), redis.as_ref());
+    let admin = build_admin(&config, redis.as_ref())?;
+    let io = build_io(&config, metrics.clone(), redis.as_ref(), admin.as_ref());
+    if let Some(admin) = &admin {
+        admin.attach(&io).map_err(|e| format!("admin: {e}"))?;
+    }
     let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
     chat::register(&io, auth.clone(), config.chat_rate_limit);
     for ns in io.namespaces() {
@@ -170,6 +271,17 @@ async fn run(config: Config) -> Result<(), String> {
     }
     if config.demo_page {
         app = app.merge(web::routes(&config.path, auth.is_dev()));
+    }
+    let dashboard = admin.is_some() && !config.admin.ui_path.is_empty();
+    if dashboard {
+        if !admin_ui::bundled() {
+            tracing::warn!("the Admin UI dashboard was not bundled (npm missing at build time)");
+        }
+        app = app.merge(admin_ui::routes(
+            &config.admin.ui_path,
+            &config.path,
+            &config.admin.namespace,
+        ));
     }
     let app = app
         .route("/healthz", get(|| async { "ok" }))
@@ -227,6 +339,29 @@ async fn run(config: Config) -> Result<(), String> {
          health at {base}/healthz, readiness at {base}/readyz, metrics at {base}/metrics",
         config.path
     );
+    if let Some(admin) = &admin {
+        let at = if dashboard {
+            format!("dashboard at {base}{}, ", config.admin.ui_path)
+        } else {
+            String::new()
+        };
+        tracing::info!(
+            "admin UI: {at}namespace {} (server id {}, {} mode{}{})",
+            config.admin.namespace,
+            admin.server_id(),
+            if config.admin.production {
+                "production"
+            } else {
+                "development"
+            },
+            if config.admin.readonly {
+                ", read-only"
+            } else {
+                ""
+            },
+            if config.admin.auth { "" } else { ", NO LOGIN" },
+        );
+    }
     let stopping = ready.clone();
     engineio::serve_engine(listener, io.engine().clone(), app, async move {
         shutdown_signal().await;

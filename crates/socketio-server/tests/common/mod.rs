@@ -20,22 +20,28 @@ pub(crate) fn free_port() -> u16 {
 /// Returns the process and its `address:port`.
 pub(crate) fn start_server(args: &[&str]) -> (Child, String) {
     let listen = format!("127.0.0.1:{}", free_port());
+    (start_server_at(&listen, args), listen)
+}
+
+/// The binary listening on `listen` (an `address:port`) with `args`, once it accepts
+/// connections.
+pub(crate) fn start_server_at(listen: &str, args: &[&str]) -> Child {
     let mut server = Command::new(env!("CARGO_BIN_EXE_socketio-server"))
-        .args(["--listen", &listen])
+        .args(["--listen", listen])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start the server");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&listen).is_err() {
+    while std::net::TcpStream::connect(listen).is_err() {
         if Instant::now() > deadline {
             let _ = server.kill();
             panic!("server did not come up");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    (server, listen)
+    server
 }
 
 /// `tests/interop`, where the specs and their npm packages are.
