@@ -32,6 +32,17 @@ async function main() {
     else throw new Error(`unknown SOCKETIO_ADAPTER ${adapter}`);
   }
 
+  // The Admin UI instrumentation (SOCKETIO_ADMIN=1): login admin / ADMIN_HASH (bcrypt), or none.
+  if (process.env.SOCKETIO_ADMIN === "1") {
+    const { instrument } = require("@socket.io/admin-ui");
+    const hash = process.env.ADMIN_HASH;
+    instrument(io, {
+      auth: hash ? { type: "basic", username: "admin", password: hash } : false,
+      serverId: nodeName,
+      mode: "development",
+    });
+  }
+
   io.use((socket, next) => {
     if (socket.handshake.auth && socket.handshake.auth.token === "bad") {
       return next(new Error("unauthorized"));
@@ -68,7 +79,8 @@ async function main() {
     // Cluster operations, only in a cluster (the single-server figures measure the contract
     // above alone).
     if (adapter === "memory") return;
-    socket.data = { node: nodeName };
+    // Assigned into, not replaced: the Admin UI keeps its own details in socket.data._admin.
+    socket.data.node = nodeName;
     socket.on("sockets", async (ack) => {
       try {
         ok(ack)(sortedIds(await io.fetchSockets()));

@@ -1,9 +1,12 @@
 //! The benchmark contract on this library, on 127.0.0.1:$PORT (see `bench/README.md`), with
 //! the cluster operations when `SOCKETIO_ADAPTER` names a Redis adapter (`redis`, `redis-sharded`;
-//! `REDIS_URL`, default `redis://127.0.0.1:6379`).
+//! `REDIS_URL`, default `redis://127.0.0.1:6379`). With `SOCKETIO_ADMIN=1` the server is
+//! instrumented for the Admin UI (namespace `/admin`, server id `NODE_NAME`, login `admin` with
+//! the bcrypt hash in `ADMIN_HASH`, or no login without it; sessions in Redis in a cluster).
 //!
 //! Run: `cargo run --release -p socketio-server --example bench_peer`
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,8 +14,10 @@ use socketio::{
     AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, RawArgs, ServerEvent,
     Socket, SocketIo, SocketIoBuilder,
 };
+use socketio_admin::{AdminOptions, AdminUi};
 use socketio_redis::{
-    ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions,
+    ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, RedisSessionStore,
+    ShardedAdapter, ShardedOptions,
 };
 
 #[derive(Deserialize)]
@@ -47,13 +52,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The server, for the `announce` handler.
 static ANNOUNCE: std::sync::OnceLock<SocketIo> = std::sync::OnceLock::new();
 
-async fn with_adapter(builder: SocketIoBuilder) -> Result<SocketIoBuilder, BoxError> {
+async fn with_adapter(
+    builder: SocketIoBuilder,
+    admin: &mut Option<AdminOptions>,
+) -> Result<SocketIoBuilder, BoxError> {
     let kind = std::env::var("SOCKETIO_ADAPTER").unwrap_or_else(|_| "memory".into());
     if kind == "memory" {
         return Ok(builder);
     }
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let redis = RedisConnection::connect(RedisConfig::new(url)).await?;
+    if let Some(options) = admin.take() {
+        *admin = Some(options.store(Arc::new(RedisSessionStore::new(redis.clone()))));
+    }
     match kind.as_str() {
         "redis" => Ok(builder.adapter(ClassicAdapter::factory(redis, ClassicOptions::new()))),
         "redis-sharded" => {
@@ -61,6 +72,18 @@ async fn with_adapter(builder: SocketIoBuilder) -> Result<SocketIoBuilder, BoxEr
         }
         other => Err(format!("unknown SOCKETIO_ADAPTER {other}").into()),
     }
+}
+
+/// The Admin UI options when `SOCKETIO_ADMIN=1`.
+fn admin_options(name: &str) -> Option<AdminOptions> {
+    if std::env::var("SOCKETIO_ADMIN").ok().as_deref() != Some("1") {
+        return None;
+    }
+    let options = match std::env::var("ADMIN_HASH") {
+        Ok(hash) => AdminOptions::basic_auth("admin", hash),
+        Err(_) => AdminOptions::no_auth(),
+    };
+    Some(options.server_id(name))
 }
 
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
@@ -256,7 +279,16 @@ async fn main() -> Result<(), BoxError> {
             .into_boxed_str(),
     );
     let cluster = std::env::var("SOCKETIO_ADAPTER").is_ok_and(|a| a != "memory");
-    let io = with_adapter(SocketIo::builder()).await?.build();
+    let mut admin_opts = admin_options(name);
+    let mut builder = with_adapter(SocketIo::builder(), &mut admin_opts).await?;
+    let admin = admin_opts.map(AdminUi::new).transpose()?;
+    if let Some(admin) = &admin {
+        builder = builder.observer(admin.observer());
+    }
+    let io = builder.build();
+    if let Some(admin) = &admin {
+        admin.attach(&io)?;
+    }
     io.of("/")
         .use_middleware(|req: ConnectRequest| async move {
             if req.auth_value().get("token").and_then(|t| t.as_str()) == Some("bad") {

@@ -334,3 +334,50 @@ fn sharded_node_and_rust_on_a_redis_cluster() {
     );
     run_spec(&rust, "rs", &node, "node");
 }
+
+/// bcrypt("changeit"), cost 4 (bcryptjs on the Node server reads it too).
+const CHANGEIT: &str = "$2b$04$68v5oZu8oO21hQhC3/wXZeBtLDq/dFVYmvPbnGOZpYRMWf.MK7Wc.";
+
+fn with_admin(mut command: Command) -> Command {
+    command
+        .env("SOCKETIO_ADMIN", "1")
+        .env("ADMIN_HASH", CHANGEIT);
+    command
+}
+
+#[test]
+fn admin_ui_across_a_node_server_and_two_rust_servers() {
+    let Some(redis) = redis_for_test() else {
+        return;
+    };
+    if node_peer(&redis, "redis", "probe").is_none() {
+        return;
+    }
+    let dir = repo().join("bench/peers/node");
+    let mut node = Command::new("node");
+    node.arg("server.js").current_dir(dir);
+    let a = start(with_admin(node), &redis.url(), "redis", "node-js");
+    let b = start(
+        with_admin(Command::new(example_binary("bench_peer"))),
+        &redis.url(),
+        "redis",
+        "rust-1",
+    );
+    let c = start(
+        with_admin(Command::new(example_binary("bench_peer"))),
+        &redis.url(),
+        "redis",
+        "rust-2",
+    );
+    spec(
+        "cluster/admin.spec.mjs",
+        &[
+            ("A_URL", a.url.clone()),
+            ("A_NAME", "node-js".into()),
+            ("B_URL", b.url.clone()),
+            ("B_NAME", "rust-1".into()),
+            ("C_URL", c.url.clone()),
+            ("C_NAME", "rust-2".into()),
+        ],
+    );
+}
