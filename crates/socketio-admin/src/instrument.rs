@@ -557,7 +557,7 @@ impl Observer for Inner {
         if self.is_admin(socket.ns_name()) {
             return;
         }
-        let args: Value = serde_json::from_slice(args).unwrap_or(Value::Null);
+        let Some(args) = raw_json(args) else { return };
         self.emit(
             "event_received",
             &(socket.ns_name(), socket.id().as_str(), args, iso_now()),
@@ -568,7 +568,7 @@ impl Observer for Inner {
         if self.is_admin(nsp) {
             return;
         }
-        let args: Value = serde_json::from_slice(args).unwrap_or(Value::Null);
+        let Some(args) = raw_json(args) else { return };
         self.emit("event_sent", &(nsp, sid.as_str(), args, iso_now()));
     }
 
@@ -581,6 +581,12 @@ impl Observer for Inner {
             );
         }
     }
+}
+
+/// The arguments as they came, passed through without building a JSON tree.
+fn raw_json(args: &[u8]) -> Option<Box<serde_json::value::RawValue>> {
+    let text = std::str::from_utf8(args).ok()?;
+    serde_json::value::RawValue::from_string(text.to_owned()).ok()
 }
 
 /// 8 random bytes as 16 hex characters (Node's `randomBytes(8).toString("hex")`).

@@ -7,7 +7,7 @@
 //! sio-bench fanout  --addr ... [--addr2 B --pid2 P] [--receivers 1000] [--messages 200] [--rate 100] [--size 0 (bytes of data; 0: no padding)]
 //! sio-bench cluster [--out docs/cluster-benchmarks.md] [--repeat N] [--quick]
 //! sio-bench polling --addr ... [--clients 20] [--size 32] [--warmup-ms 1000] [--duration-ms 5000]
-//! sio-bench all [--out docs/benchmarks.md] [--quick] [--repeat N] [--only <text in the scenario's arguments>]
+//! sio-bench all [--out docs/benchmarks.md] [--quick] [--repeat N] [--only <text in the scenario's arguments>] [--peers <name,name>]
 //! ```
 
 use std::collections::HashMap;
@@ -72,6 +72,7 @@ fn main() {
             &out,
             flags.contains_key("quick"),
             flags.get("only").map(String::as_str),
+            flags.get("peers").map(String::as_str),
             num("repeat", 1) as usize,
         ) {
             eprintln!("benchmark failed: {err}");

@@ -36,6 +36,15 @@ pub fn peers(root: &Path) -> Vec<Peer> {
             ceiling: false,
             env: Vec::new(),
         },
+        // The same server instrumented for the Admin UI, with no dashboard connected: what
+        // the instrumentation costs while nobody watches.
+        Peer {
+            name: "socketio-rs + admin UI",
+            command: vec![s(&root.join("target/release/examples/bench_peer"))],
+            cwd: root.to_path_buf(),
+            ceiling: false,
+            env: vec![("SOCKETIO_ADMIN".into(), "1".into())],
+        },
         Peer {
             name: "socketioxide",
             command: vec![s(
@@ -254,6 +263,7 @@ pub fn run_all(
     out: &Path,
     quick: bool,
     only: Option<&str>,
+    only_peers: Option<&str>,
     repeat: usize,
 ) -> std::io::Result<Vec<(String, String, Value)>> {
     let mut results = Vec::new();
@@ -268,6 +278,9 @@ pub fn run_all(
         for _ in 0..repeat.max(1) {
             for peer in peers(root) {
                 if peer.ceiling && !run.with_ceiling {
+                    continue;
+                }
+                if only_peers.is_some_and(|names| !names.split(',').any(|n| n == peer.name)) {
                     continue;
                 }
                 let mut args = run.args.clone();
