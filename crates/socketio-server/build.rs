@@ -1,6 +1,7 @@
 //! Bundles the two third-party front ends the binary serves: the official Socket.IO browser
 //! client (for the demo page) and the official Admin UI dashboard (`@socket.io/admin-ui`'s
-//! `ui/dist`, source maps left out).
+//! `ui/dist`, source maps left out, with the icon font it would load from a CDN: `@mdi/font`'s
+//! stylesheet and WOFF2 font, under `vendor/mdi/`).
 //!
 //! Neither is ever committed: both are installed from npm (`web/package.json` and its lock
 //! file, `npm ci` into `OUT_DIR`) and embedded from there. `SOCKETIO_CLIENT_JS` may name an
@@ -13,6 +14,17 @@ use std::process::Command;
 
 const CLIENT: &str = "node_modules/socket.io-client/dist/socket.io.min.js";
 const ADMIN_UI: &str = "node_modules/@socket.io/admin-ui/ui/dist";
+/// The icon font's files the dashboard uses: (path in the package, name served).
+const ICONS: [(&str, &str); 2] = [
+    (
+        "node_modules/@mdi/font/css/materialdesignicons.min.css",
+        "vendor/mdi/css/materialdesignicons.min.css",
+    ),
+    (
+        "node_modules/@mdi/font/fonts/materialdesignicons-webfont.woff2",
+        "vendor/mdi/fonts/materialdesignicons-webfont.woff2",
+    ),
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=web/package.json");
@@ -51,6 +63,17 @@ fn main() {
     std::fs::write(out.join("socket.io.min.js"), client).expect("OUT_DIR is writable");
     let files = admin_dir
         .and_then(|dir| admin_files(&dir))
+        .map(|mut files| {
+            // An offline build without the icons still serves the dashboard (blank buttons).
+            if let Ok(dir) = &installed {
+                for (from, name) in ICONS {
+                    if let Ok(path) = dir.join(from).canonicalize() {
+                        files.push((name.to_owned(), path));
+                    }
+                }
+            }
+            files
+        })
         .unwrap_or_else(|why| {
             warn_missing("the Admin UI dashboard is not bundled", &why);
             missing = true;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use socketio::{Socket, SocketIo};
+use socketio::{Data, Socket, SocketIo};
 use socketio_admin::{AdminOptions, AdminUi, Mode};
 
 /// bcrypt("changeit"), cost 4 (fast to check in tests).
@@ -16,6 +16,12 @@ fn hash() -> String {
 }
 
 async fn join_requested_rooms(socket: Socket) {
+    socket.on(
+        "set-data",
+        |socket: Socket, Data(data): Data<serde_json::Value>| async move {
+            let _ = socket.set_data(&data);
+        },
+    );
     let rooms: Vec<String> = socket
         .auth()
         .get("rooms")

@@ -1,8 +1,10 @@
 //! The official Admin UI dashboard, served by the binary at `admin.ui_path` (default
 //! `/admin/`). Its files come from the `@socket.io/admin-ui` npm package, installed and embedded
-//! at build time (see `build.rs`); none is committed. The page is the official one with one
-//! addition: a first visit finds this server's Socket.IO path and admin namespace already in
-//! the login dialog's advanced options. The server URL is left for the operator to type (a
+//! at build time (see `build.rs`); none is committed. The page is the official one with two
+//! changes: its icon font comes from this server instead of a CDN and the web font link is
+//! dropped (system fonts), so the dashboard asks no other host for anything; and a first visit
+//! finds this server's Socket.IO path and admin namespace already in the login dialog's
+//! advanced options. The server URL is left for the operator to type (a
 //! filled-in URL makes the dashboard try to connect, and fail, before anyone has logged in).
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -24,6 +26,7 @@ fn content_type(name: &str) -> &'static str {
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
         Some("json") => "application/json",
+        Some("woff2") => "font/woff2",
         _ => "application/octet-stream",
     }
 }
@@ -45,10 +48,38 @@ pub(crate) fn index_html(original: &str, socketio_path: &str, namespace: &str) -
         js_string(if path.is_empty() { "/" } else { path }),
         js_string(namespace),
     );
-    match original.find("<script") {
-        Some(at) => format!("{}{script}{}", &original[..at], &original[at..]),
-        None => format!("{script}{original}"),
+    let page = offline_links(original);
+    match page.find("<script") {
+        Some(at) => format!("{}{script}{}", &page[..at], &page[at..]),
+        None => format!("{script}{page}"),
     }
+}
+
+/// The page's `<link>` tags to other hosts: the icon stylesheet points to the bundled copy (when
+/// there is one), the web font is dropped.
+fn offline_links(page: &str) -> String {
+    let icons = FILES
+        .iter()
+        .any(|(name, _)| name.starts_with("vendor/mdi/"));
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(at) = rest.find("<link") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('>').map_or(rest.len(), |e| at + e + 1);
+        let tag = &rest[at..end];
+        if tag.contains("fonts.googleapis.com") {
+            // dropped
+        } else if tag.contains("materialdesignicons") && tag.contains("https://") && icons {
+            out.push_str(
+                r#"<link rel="stylesheet" href="vendor/mdi/css/materialdesignicons.min.css">"#,
+            );
+        } else {
+            out.push_str(tag);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn file_response(name: &str, body: Vec<u8>) -> Response {
@@ -134,6 +165,19 @@ mod tests {
         assert!(out.contains(r#"s.setItem("path","/socket.io")"#));
         assert!(!out.contains("/adm</script>"), "{out}");
         assert_eq!(out.matches("</script>").count(), 2);
+    }
+
+    #[test]
+    fn no_link_leaves_for_another_host_when_the_icons_are_bundled() {
+        let page = r#"<head><link rel="icon" href="favicon.png"><link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto"><link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/materialdesignicons.min.css"><link href="css/app.css" rel="stylesheet"></head>"#;
+        let out = offline_links(page);
+        assert!(!out.contains("fonts.googleapis.com"));
+        assert!(out.contains(r#"<link rel="icon" href="favicon.png">"#));
+        assert!(out.contains(r#"<link href="css/app.css" rel="stylesheet">"#));
+        if bundled() {
+            assert!(!out.contains("https://"), "{out}");
+            assert!(out.contains(r#"href="vendor/mdi/css/materialdesignicons.min.css""#));
+        }
     }
 
     #[test]

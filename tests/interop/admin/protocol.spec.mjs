@@ -177,7 +177,12 @@ test("live events: connection, rooms, events in and out, upgrade, disconnection"
   await upgraded(client);
   assert.equal((await updated)[0].nsp, "/");
 
-  const received = waitFor(admin, "event_received", (nsp, id) => id === client.id);
+  // socket.data changes are reported (without the instrumentation's own _admin details).
+  const changed = waitFor(admin, "socket_updated", (u) => u.id === client.id && u.data);
+  client.emit("set-data", { user: "ann" });
+  assert.deepEqual((await changed)[0], { id: client.id, nsp: "/", data: { user: "ann" } });
+
+  const received = waitFor(admin, "event_received", (nsp, id, args) => id === client.id && args[0] === "hello");
   client.emit("hello", 1, { a: 2 });
   const [nsp, , args, at] = await received;
   assert.equal(nsp, "/");
