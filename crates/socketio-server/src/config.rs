@@ -585,6 +585,18 @@ mod tests {
     }
 
     #[test]
+    fn the_annotated_example_is_a_valid_file_of_the_defaults() {
+        let mut config = Config::default();
+        config
+            .apply_toml(
+                include_str!("../socketio-server.example.toml"),
+                "example.toml",
+            )
+            .expect("the example parses");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
     fn defaults_listen_on_loopback_3000() {
         let config = load(&[], &[]).expect("defaults");
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 3000)));
