@@ -354,36 +354,31 @@ impl Inner {
     }
 
     fn register_commands(self: &Arc<Self>, socket: &Socket) {
-        let inner = self.clone();
-        socket.on("join", move |RawArgs(args): RawArgs| {
-            let inner = inner.clone();
-            async move {
-                let (Some(nsp), Some(room)) = (arg::<String>(&args, 0), arg::<String>(&args, 1))
-                else {
-                    return;
-                };
-                if let Some(op) = inner.select(&nsp, arg(&args, 2)) {
-                    if let Err(err) = op.sockets_join(&[room.as_str()]).await {
-                        tracing::warn!(%nsp, %room, %err, "admin join failed");
+        for (event, join) in [("join", true), ("leave", false)] {
+            let inner = self.clone();
+            socket.on(event, move |RawArgs(args): RawArgs| {
+                let inner = inner.clone();
+                async move {
+                    let (Some(nsp), Some(room)) =
+                        (arg::<String>(&args, 0), arg::<String>(&args, 1))
+                    else {
+                        return;
+                    };
+                    let Some(op) = inner.select(&nsp, arg(&args, 2)) else {
+                        return;
+                    };
+                    let rooms = [room.as_str()];
+                    let done = if join {
+                        op.sockets_join(&rooms).await
+                    } else {
+                        op.sockets_leave(&rooms).await
+                    };
+                    if let Err(err) = done {
+                        tracing::warn!(%nsp, %room, %err, "admin {event} failed");
                     }
                 }
-            }
-        });
-        let inner = self.clone();
-        socket.on("leave", move |RawArgs(args): RawArgs| {
-            let inner = inner.clone();
-            async move {
-                let (Some(nsp), Some(room)) = (arg::<String>(&args, 0), arg::<String>(&args, 1))
-                else {
-                    return;
-                };
-                if let Some(op) = inner.select(&nsp, arg(&args, 2)) {
-                    if let Err(err) = op.sockets_leave(&[room.as_str()]).await {
-                        tracing::warn!(%nsp, %room, %err, "admin leave failed");
-                    }
-                }
-            }
-        });
+            });
+        }
         let inner = self.clone();
         socket.on("_disconnect", move |RawArgs(args): RawArgs| {
             let inner = inner.clone();

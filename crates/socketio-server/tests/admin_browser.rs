@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use socketio_bench::redis::redis_for_test;
 
@@ -27,15 +27,9 @@ impl Drop for Killed {
 
 #[test]
 fn the_official_dashboard_in_chromium_on_a_two_node_cluster() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{chromium} is missing: CI must install Debian's chromium"
-        );
-        eprintln!("skipped: no {chromium} (apt-get install chromium)");
+    let Some(chromium) = common::chromium() else {
         return;
-    }
+    };
     let Some(redis) = redis_for_test() else {
         return;
     };

@@ -6,25 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[test]
 fn demo_page_in_chromium() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{chromium} is missing: CI must install Debian's chromium"
-        );
-        eprintln!("skipped: no {chromium} (apt-get install chromium)");
+    let Some(chromium) = common::chromium() else {
         return;
-    }
-    assert!(
-        common::interop_dir()
-            .join("node_modules/playwright-core")
-            .exists(),
-        "playwright-core is not installed: run `npm ci --prefix tests/interop` first"
-    );
+    };
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-e2e");
     std::fs::create_dir_all(&shots).expect("screenshot directory");
     for old in ["chat-alice.png", "chat-bob.png"] {

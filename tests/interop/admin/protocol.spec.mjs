@@ -6,6 +6,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import { waitFor, connected } from "../wait.mjs";
 
 const DEV = process.env.SIO_ADMIN_DEV;
 const READONLY = process.env.SIO_ADMIN_READONLY;
@@ -30,23 +31,6 @@ function dashboard(base, auth = LOGIN) {
   return open(base, "/admin", { withCredentials: true, transports: ["polling", "websocket"], auth });
 }
 
-// The arguments of the first `event` on `socket` that satisfies `pred`.
-function waitFor(socket, event, pred = () => true, ms = 4000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.off(event, listener);
-      reject(new Error(`timed out waiting for '${event}'`));
-    }, ms);
-    const listener = (...args) => {
-      if (!pred(...args)) return;
-      clearTimeout(timer);
-      socket.off(event, listener);
-      resolve(args);
-    };
-    socket.on(event, listener);
-  });
-}
-
 // Resolves true if `event` arrives within `ms`, false otherwise.
 function arrives(socket, event, ms, pred = () => true) {
   return waitFor(socket, event, pred, ms).then(() => true, () => false);
@@ -59,8 +43,6 @@ async function until(check, ms = 4000) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-
-const connected = (socket) => (socket.connected ? Promise.resolve() : waitFor(socket, "connect").then(() => {}));
 
 async function upgraded(socket) {
   await connected(socket);

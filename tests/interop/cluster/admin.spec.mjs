@@ -7,6 +7,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import { waitFor as waitForMs, connected } from "../wait.mjs";
 
 const A = { url: process.env.A_URL, name: process.env.A_NAME };
 const B = { url: process.env.B_URL, name: process.env.B_NAME };
@@ -25,25 +26,11 @@ function open(server, nsp, opts = {}) {
 const dashboard = (server, auth = { username: "admin", password: "changeit" }) =>
   open(server, "/admin", { withCredentials: true, auth });
 
-function waitFor(socket, event, pred = () => true, ms = 8000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.off(event, listener);
-      reject(new Error(`timed out waiting for '${event}'`));
-    }, ms);
-    const listener = (...args) => {
-      if (!pred(...args)) return;
-      clearTimeout(timer);
-      socket.off(event, listener);
-      resolve(args);
-    };
-    socket.on(event, listener);
-  });
-}
 
-const connected = (s) => (s.connected ? Promise.resolve() : waitFor(s, "connect").then(() => {}));
 
 // Every server id seen in server_stats, once `names` have all been seen.
+const waitFor = (socket, event, pred = () => true, ms = 8000) => waitForMs(socket, event, pred, ms);
+
 async function statsFrom(admin, names) {
   const seen = new Set();
   await waitFor(admin, "server_stats", (s) => {

@@ -67,3 +67,22 @@ pub(crate) fn node_test(spec: &str, env: &[(&str, String)]) -> (bool, String) {
     println!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     (output.status.success(), stdout)
 }
+
+/// The chromium the browser tests drive (`CHROMIUM`, default Debian's), with playwright-core
+/// installed; `None` (the test skips) when it is missing outside CI.
+pub(crate) fn chromium() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{chromium} is missing: CI must install Debian's chromium"
+        );
+        eprintln!("skipped: no {chromium} (apt-get install chromium)");
+        return None;
+    }
+    assert!(
+        interop_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/interop` first"
+    );
+    Some(chromium)
+}
