@@ -186,8 +186,9 @@ impl From<AdapterError> for ServerAckError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExtractError {
-    /// The event arguments did not deserialize into the requested type.
-    #[error("invalid arguments: {0}")]
+    /// The event arguments did not deserialize into the requested type. The message (what the
+    /// client receives) is in the protocol's terms; the error itself keeps the Rust details.
+    #[error("invalid arguments: {}", client_terms(&.0.to_string()))]
     InvalidData(serde_json::Error),
     /// The requested shared state was not registered with the server.
     #[error("state of type {0} was not registered")]
@@ -195,4 +196,68 @@ pub enum ExtractError {
     /// The requested socket extension was not set by middleware.
     #[error("socket extension of type {0} is not set")]
     MissingExtension(&'static str),
+}
+
+/// A deserialization error as a client should read it: JSON terms instead of Rust type names,
+/// no position in our re-serialized text.
+pub(crate) fn client_terms(message: &str) -> String {
+    let mut text = match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    };
+    let replacements: [(&str, &str); 5] = [
+        ("tuple struct ", "an array "),
+        ("struct ", "an object "),
+        ("enum ", "one of the allowed values "),
+        ("unit struct ", "null "),
+        ("newtype struct ", "a value "),
+    ];
+    for (rust, json) in replacements {
+        // "expected struct RoomMessage" -> "expected an object"; the type name goes.
+        while let Some(at) = text.find(&format!("expected {rust}")) {
+            let start = at + "expected ".len();
+            let name_start = start + rust.len();
+            let name_end = text[name_start..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .map_or(text.len(), |e| name_start + e);
+            text.replace_range(start..name_end, json.trim_end());
+        }
+    }
+    if let Some(rest) = text.strip_prefix("invalid length ") {
+        if let Some((got, size)) = rest.split_once(", expected a tuple of size ") {
+            return format!("expected {size} arguments, got {got}");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_terms;
+
+    #[test]
+    fn clients_read_json_terms_not_rust_types() {
+        let cases = [
+            (
+                r#"invalid type: string "just a string", expected struct RoomMessage at line 1 column 15"#,
+                r#"invalid type: string "just a string", expected an object"#,
+            ),
+            (
+                "missing field `room` at line 1 column 10",
+                "missing field `room`",
+            ),
+            (
+                "invalid length 1, expected a tuple of size 2",
+                "expected 2 arguments, got 1",
+            ),
+            (
+                "invalid type: integer `3`, expected enum chat::Kind",
+                "invalid type: integer `3`, expected one of the allowed values",
+            ),
+            ("expected value at line 1 column 1", "expected value"),
+        ];
+        for (serde, client) in cases {
+            assert_eq!(client_terms(serde), client, "{serde}");
+        }
+    }
 }

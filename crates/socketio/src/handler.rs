@@ -56,9 +56,11 @@ pub struct Data<T>(pub T);
 
 impl<T: DeserializeOwned> FromEvent for Data<T> {
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
-        deserialize_args(&ctx.args)
-            .map(Data)
-            .map_err(ExtractError::InvalidData)
+        deserialize_args(&ctx.args).map(Data).map_err(|err| {
+            // The client gets the error in JSON terms; the Rust details stay here.
+            tracing::debug!(event = %ctx.event, error = %err, type_name = type_name::<T>(), "arguments did not deserialize");
+            ExtractError::InvalidData(err)
+        })
     }
 }
 

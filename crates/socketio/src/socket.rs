@@ -715,7 +715,10 @@ impl Socket {
             for middleware in middlewares.iter() {
                 if let Err(err) = middleware(self, &event, &args) {
                     drop(middlewares);
-                    self.report_error(&event, ack.as_ref(), err);
+                    // The application refused it on purpose and the client is told; logging
+                    // it (once per burst, say) is the application's choice.
+                    tracing::debug!(sid = %self.0.id, %event, reason = %err.message, "event refused by packet middleware");
+                    self.reply_error(ack.as_ref(), err);
                     return;
                 }
             }
@@ -784,6 +787,11 @@ impl Socket {
 
     fn report_error(&self, event: &str, ack: Option<&AckSender>, err: HandlerError) {
         tracing::warn!(sid = %self.0.id, nsp = self.ns_name(), %event, error = %err.message, "handler failed");
+        self.reply_error(ack, err);
+    }
+
+    /// Tells the client about a failed event, as the error policy says.
+    fn reply_error(&self, ack: Option<&AckSender>, err: HandlerError) {
         let policy = self.0.client.config.error_policy;
         let ack_pending = ack.is_some_and(|a| !a.sent.load(Ordering::Acquire));
         match policy {
