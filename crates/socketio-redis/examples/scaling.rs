@@ -19,6 +19,10 @@ struct Say {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Handler errors and refused connections are logged through `tracing`.
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let redis = RedisConnection::connect(RedisConfig::new(url)).await?;

@@ -110,6 +110,10 @@ fn truthy(value: Option<&str>) -> bool {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Handler errors and refused connections are logged through `tracing`.
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
     let io = SocketIo::builder()
         .ping_interval(Duration::from_millis(2000))
         .connection_state_recovery(RecoveryConfig::default())

@@ -50,6 +50,10 @@ fn on_connection(socket: Socket) -> impl std::future::Future<Output = ()> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Handler errors and refused connections are logged through `tracing`.
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
     let (interval, timeout) = (Duration::from_millis(300), Duration::from_millis(200));
     let io = SocketIo::builder()
         .ping_interval(interval)

@@ -2,7 +2,8 @@
 //! an ack handler, a room broadcast, and handler errors reported to the client.
 //!
 //! Run: `cargo run -p socketio --example quickstart`, then connect a socket.io client to
-//! `http://127.0.0.1:3000` with `auth: { token: "alice" }`.
+//! `http://127.0.0.1:3000` with any token, e.g. `auth: { token: "alice" }` (the example takes
+//! the token as the user's name; a real app verifies a JWT).
 
 use axum::{routing::get, Router};
 use serde::Deserialize;
@@ -21,6 +22,11 @@ struct Chat {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // The library reports through `tracing` (refused connections, failed handlers, ...):
+    // without a subscriber nothing is printed. RUST_LOG=debug shows more.
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
     let io = SocketIo::builder()
         .error_policy(ErrorPolicy::AckOrEvent)
         .build();
@@ -46,10 +52,12 @@ async fn main() -> std::io::Result<()> {
                     return Err(HandlerError::new("empty message")); // → error ack or `error` event
                 }
                 let from = socket.get::<User>().map(|u| u.0);
+                // Two arguments: the client's `socket.on("chat", (from, text) => ...)`.
+                // (`emit` sends its value as one argument, `emit_args` a tuple as several.)
                 socket
                     .namespace()
                     .to(msg.room)
-                    .emit("chat", &(from, msg.text))?;
+                    .emit_args("chat", &(from, msg.text))?;
                 Ok(())
             });
         });
@@ -57,5 +65,6 @@ async fn main() -> std::io::Result<()> {
         .route("/", get(|| async { "hello" }))
         .layer(io.layer());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await
 }
