@@ -29,6 +29,9 @@ enum HttpError {
     BadRequest,
     Forbidden,
     UnsupportedProtocolVersion,
+    /// Not a reference error: the server drains before it stops (503, so that a load
+    /// balancer or the client tries another instance).
+    ShuttingDown,
 }
 
 impl HttpError {
@@ -40,11 +43,12 @@ impl HttpError {
             HttpError::BadRequest => (3, "Bad request"),
             HttpError::Forbidden => (4, "Forbidden"),
             HttpError::UnsupportedProtocolVersion => (5, "Unsupported protocol version"),
+            HttpError::ShuttingDown => (4, "Server shutting down"),
         };
-        let status = if self == HttpError::Forbidden {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match self {
+            HttpError::Forbidden => StatusCode::FORBIDDEN,
+            HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
         };
         let body = serde_json::json!({"code": code, "message": message.unwrap_or(default_message)});
         json_response(status, body.to_string())
@@ -136,6 +140,8 @@ pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     pub(crate) handler: Arc<dyn Handler>,
     sessions: Arc<Sessions>,
+    /// New sessions are refused (the server drains before it stops).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// An Engine.IO server. Cloning is cheap and shares the same sessions.
@@ -160,6 +166,7 @@ impl Engine {
                 config,
                 handler,
                 sessions: Arc::new(Sessions::new()),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -172,6 +179,14 @@ impl Engine {
     /// A session by id.
     pub fn session(&self, sid: &Sid) -> Option<Arc<Session>> {
         self.inner.sessions.get(sid)
+    }
+
+    /// Refuses new sessions from now on (503 `Server shutting down`), while the open ones go on
+    /// being served, on new HTTP connections too: how a server drains before it stops.
+    pub fn refuse_new_sessions(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Number of open sessions.
@@ -298,6 +313,9 @@ impl Engine {
         }
         if transport == TransportKind::WebSocket && !is_upgrade {
             return HttpError::BadRequest.response(None);
+        }
+        if inner.draining.load(std::sync::atomic::Ordering::Acquire) {
+            return HttpError::ShuttingDown.response(None);
         }
         let (parts, body) = req.into_parts();
         let info = RequestInfo::from_parts(&parts);

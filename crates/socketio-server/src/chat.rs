@@ -67,6 +67,10 @@ struct RateLimit {
     rate: f64,
     tokens: f64,
     at: Instant,
+    /// Refusals not logged yet, and when the last log line was written: one line per socket
+    /// per second at most, with the count.
+    refused: u32,
+    logged: Option<Instant>,
 }
 
 impl RateLimit {
@@ -76,7 +80,22 @@ impl RateLimit {
             rate,
             tokens: 2.0 * rate,
             at: Instant::now(),
+            refused: 0,
+            logged: None,
         }
+    }
+
+    /// Counts a refusal; returns how many to log now (0: wait for the window to pass).
+    fn refusals_to_log(&mut self, now: Instant) -> u32 {
+        self.refused += 1;
+        let due = self
+            .logged
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
+        if !due {
+            return 0;
+        }
+        self.logged = Some(now);
+        std::mem::take(&mut self.refused)
     }
 
     /// Takes one token, or says how long until one is there.
@@ -118,11 +137,16 @@ pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>, rate_limit: u32) {
             if rate_limit > 0 {
                 // Over the limit, an event is refused (error ack or `error` event) and dropped.
                 let bucket = Mutex::new(RateLimit::new(rate_limit));
-                socket.use_packet(move |_, _, _| {
-                    let verdict = bucket
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .take(Instant::now());
+                socket.use_packet(move |socket, _, _| {
+                    let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = Instant::now();
+                    let verdict = bucket.take(now);
+                    if verdict.is_err() {
+                        let count = bucket.refusals_to_log(now);
+                        if count > 0 {
+                            tracing::warn!(sid = %socket.id(), refused = count, "rate limit: events refused");
+                        }
+                    }
                     verdict.map_err(|wait| {
                         HandlerError::new("rate limited").with_data(serde_json::json!({
                             "reason": format!("more than {rate_limit} events per second"),
@@ -252,5 +276,21 @@ mod tests {
         assert!(bucket.take(later).is_ok());
         assert!(bucket.take(later).is_ok());
         assert!(bucket.take(later).is_err());
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_second_with_their_count() {
+        let start = Instant::now();
+        let mut bucket = RateLimit::new(10);
+        assert_eq!(
+            bucket.refusals_to_log(start),
+            1,
+            "the first is logged at once"
+        );
+        let burst: u32 = (0..27)
+            .map(|i| bucket.refusals_to_log(start + Duration::from_millis(i * 10)))
+            .sum();
+        assert_eq!(burst, 0, "the rest of the burst waits for the window");
+        assert_eq!(bucket.refusals_to_log(start + Duration::from_secs(1)), 28);
     }
 }

@@ -30,6 +30,9 @@ pub(crate) enum ConfigError {
     /// A flag, variable or file key that is no setting.
     #[error("unknown option {0}")]
     Unknown(String),
+    /// A `SOCKETIO_*` variable that is no setting.
+    #[error("unknown variable {0}")]
+    UnknownVariable(String),
 }
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
@@ -271,6 +274,73 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "--admin-server-id",
     ),
 ];
+
+/// Settings that take true or false: as a flag, the value may be left out (`--recovery`).
+const BOOLEANS: &[&str] = &[
+    "server.demo_page",
+    "recovery.enabled",
+    "auth.dev",
+    "admin.enabled",
+    "admin.auth",
+    "admin.readonly",
+];
+
+/// `SOCKETIO_*` variables that are not settings but are read elsewhere (the file to load, and
+/// the build script's offline inputs).
+const OTHER_VARIABLES: &[&str] = &[
+    "SOCKETIO_CONFIG",
+    "SOCKETIO_CLIENT_JS",
+    "SOCKETIO_ADMIN_UI_DIR",
+];
+
+/// Refuses `SOCKETIO_*` variables that are no setting (a typo would otherwise be ignored),
+/// suggesting the closest name.
+pub(crate) fn check_variables<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ConfigError> {
+    for name in names {
+        if !name.starts_with("SOCKETIO_")
+            || OTHER_VARIABLES.contains(&name)
+            || SETTINGS.iter().any(|(_, var, _)| *var == name)
+        {
+            continue;
+        }
+        let known = SETTINGS.iter().map(|(_, var, _)| *var);
+        return Err(ConfigError::UnknownVariable(match closest(name, known) {
+            Some(near) => format!("{name} (did you mean {near}?)"),
+            None => name.to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+/// The candidate within a few edits of `name`, if one is.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
 
 fn millis(setting: &str, value: &str) -> Result<Duration, ConfigError> {
     value
@@ -517,22 +587,31 @@ impl Config {
                 Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                 None => (arg.clone(), None),
             };
+            let setting = SETTINGS
+                .iter()
+                .find(|(_, _, flag)| *flag == name)
+                .map(|(setting, _, _)| *setting);
+            if setting.is_none() && name != "--config" {
+                let flags = SETTINGS.iter().map(|(_, _, flag)| *flag);
+                return Err(ConfigError::Unknown(match closest(&name, flags) {
+                    Some(near) => format!("{name} (did you mean {near}?)"),
+                    None => name,
+                }));
+            }
+            let bare = value.is_none()
+                && setting.is_some_and(|s| BOOLEANS.contains(&s))
+                && args.get(i + 1).is_none_or(|next| next.starts_with("--"));
             let value = match value {
                 Some(v) => v,
+                None if bare => "true".to_owned(),
                 None => {
                     i += 1;
                     flag_value(i - 1)?
                 }
             };
-            if name == "--config" {
-                file = Some(PathBuf::from(value));
-            } else {
-                let setting = SETTINGS
-                    .iter()
-                    .find(|(_, _, flag)| *flag == name)
-                    .map(|(setting, _, _)| *setting)
-                    .ok_or_else(|| ConfigError::Unknown(name.clone()))?;
-                flags.push((setting, value));
+            match setting {
+                Some(setting) => flags.push((setting, value)),
+                None => file = Some(PathBuf::from(value)),
             }
             i += 1;
         }
@@ -548,6 +627,13 @@ impl Config {
             if let Some(value) = env(var) {
                 config.set(setting, &value)?;
             }
+        }
+        // `PORT`, the platforms' convention, sets the port unless SOCKETIO_LISTEN says more.
+        if let (Some(port), None) = (env("PORT"), env("SOCKETIO_LISTEN")) {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| invalid("PORT", format!("'{port}' is not a port number")))?;
+            config.listen.set_port(port);
         }
         for (setting, value) in flags {
             config.set(setting, &value)?;
@@ -597,6 +683,42 @@ mod tests {
     }
 
     #[test]
+    fn bare_boolean_flags_port_and_unknown_variables() {
+        let config = load(
+            &["--recovery", "--listen", "127.0.0.1:4000", "--demo-page"],
+            &[],
+        )
+        .expect("bare booleans");
+        assert!(config.recovery && config.demo_page);
+        let config = load(&["--demo-page", "false"], &[]).expect("explicit value");
+        assert!(!config.demo_page);
+        assert!(
+            load(&["--listen"], &[]).is_err(),
+            "a non-boolean still needs its value"
+        );
+
+        let config = load(&[], &[("PORT", "8080")]).expect("PORT");
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let config = load(
+            &[],
+            &[("PORT", "8080"), ("SOCKETIO_LISTEN", "0.0.0.0:9000")],
+        )
+        .expect("SOCKETIO_LISTEN wins");
+        assert_eq!(config.listen.port(), 9000);
+        let config = load(&["--listen", "127.0.0.1:7000"], &[("PORT", "8080")]).expect("flag wins");
+        assert_eq!(config.listen.port(), 7000);
+
+        assert_eq!(
+            check_variables(["HOME", "SOCKETIO_LISTEN", "SOCKETIO_CONFIG", "PORT"]),
+            Ok(())
+        );
+        assert_eq!(
+            check_variables(["SOCKETIO_LISTNE"]).map_err(|e| e.to_string()),
+            Err("unknown variable SOCKETIO_LISTNE (did you mean SOCKETIO_LISTEN?)".into())
+        );
+    }
+
+    #[test]
     fn defaults_listen_on_loopback_3000() {
         let config = load(&[], &[]).expect("defaults");
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 3000)));
@@ -643,6 +765,16 @@ mod tests {
             ),
             (vec!["--listen=127.0.0.1:70000"], vec![], "server.listen:"),
             (vec!["--colour", "blue"], vec![], "unknown option --colour"),
+            (
+                vec!["--lisen", "127.0.0.1:1"],
+                vec![],
+                "unknown option --lisen (did you mean --listen?)",
+            ),
+            (
+                vec![],
+                vec![("PORT", "http")],
+                "PORT: 'http' is not a port number",
+            ),
             (
                 vec!["--chat-rate-limit", "-1"],
                 vec![],

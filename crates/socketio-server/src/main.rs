@@ -33,13 +33,23 @@ use socketio_redis::{
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}\n");
         println!("{}", include_str!("../socketio-server.example.toml"));
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("socketio-server {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     if args.first().is_some_and(|a| a == "hash-password") {
         return hash_password(&args[1..]);
     }
-    let config = match Config::load(&args, &|key| std::env::var(key).ok()) {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    let loaded = config::check_variables(names.iter().map(String::as_str))
+        .and_then(|()| Config::load(&args, &|key| std::env::var(key).ok()));
+    let config = match loaded {
         Ok(config) => config,
         Err(err) => {
             eprintln!("socketio-server: {err}");
@@ -62,10 +72,33 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Err(Failure::Start(err)) => {
+            eprintln!("socketio-server: {err}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Serve(err)) => {
             eprintln!("socketio-server: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+const USAGE: &str = "usage: socketio-server [--config FILE] [--SETTING VALUE ...]   (run; exit 2 when it cannot start)
+       socketio-server hash-password [--cost N] [PASSWORD]      (a bcrypt hash for admin.password_hash)
+       socketio-server --version | --help
+Every setting below is also a SOCKETIO_* variable and a --flag; boolean flags may be given bare
+(--recovery). PORT sets the port of server.listen unless SOCKETIO_LISTEN is set.";
+
+/// Why the server stopped with an error: it could not start (a setting, a key file, the
+/// address, Redis: exit 2, like a bad setting), or serving failed later (exit 1).
+enum Failure {
+    Start(String),
+    Serve(String),
+}
+
+impl From<String> for Failure {
+    fn from(err: String) -> Self {
+        Failure::Start(err)
     }
 }
 
@@ -128,8 +161,11 @@ fn init_logging(config: &Config) -> Result<(), String> {
             config.log_level
         )
     })?;
+    // Colours only on a terminal: a file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -236,7 +272,7 @@ struct TokenQuery {
     user: Option<String>,
 }
 
-async fn run(config: Config) -> Result<(), String> {
+async fn run(config: Config) -> Result<(), Failure> {
     let metrics = Arc::new(metrics::Metrics::default());
     let redis = connect_redis(&config).await?;
     let admin = build_admin(&config, redis.as_ref())?;
@@ -362,27 +398,32 @@ async fn run(config: Config) -> Result<(), String> {
             if config.admin.auth { "" } else { ", NO LOGIN" },
         );
     }
-    let stopping = ready.clone();
+    // On a stop signal the server keeps accepting connections for the drain period: open
+    // sessions go on being served (a polling client opens a new connection for each poll),
+    // new handshakes get 503 and /readyz answers 503, so a load balancer moves traffic away.
+    // Then every client is disconnected and the listener closes.
+    let (stopping, drained) = (ready.clone(), io.clone());
+    let drain = config.drain;
     engineio::serve_engine(listener, io.engine().clone(), app, async move {
         shutdown_signal().await;
         stopping.store(false, Ordering::Release);
+        drained.engine().refuse_new_sessions();
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            connections = drained.connection_count(),
+            "stop signal: draining"
+        );
+        let deadline = Instant::now() + drain;
+        while drained.connection_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drained.close().await;
+        // Let the close frames and packets leave.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     })
     .await
-    .map_err(|e| format!("server: {e}"))?;
+    .map_err(|e| Failure::Serve(format!("server: {e}")))?;
 
-    // Stopped accepting. Connected clients are served for the drain period (or until they leave).
-    tracing::info!(
-        drain_ms = config.drain.as_millis() as u64,
-        connections = io.connection_count(),
-        "stop signal: draining"
-    );
-    let deadline = Instant::now() + config.drain;
-    while io.connection_count() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    io.close().await;
-    // Let the close frames and packets leave.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     if let Some(redis) = redis {
         redis.close().await;
     }

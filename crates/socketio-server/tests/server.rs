@@ -138,10 +138,15 @@ async fn serves_then_shuts_down_gracefully() {
     assert!(kill.success());
     let signalled = Instant::now();
 
-    // New connections are refused at once...
+    // During the drain the server still accepts connections: not ready, no new sessions...
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err());
-    // ...the connected client is served through the drain period, then closed.
+    let (status, body) = get(addr, "/readyz").expect("readyz answers during the drain");
+    assert_eq!((status, body.as_str()), (503, "shutting down"));
+    let (status, body) =
+        get(addr, "/socket.io/?EIO=4&transport=polling").expect("a handshake is answered");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, r#"{"code":4,"message":"Server shutting down"}"#);
+    // ...and the connected client is served through the drain period, then closed.
     client
         .expect_closed(drain + Duration::from_secs(3))
         .await

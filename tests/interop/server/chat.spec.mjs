@@ -144,13 +144,25 @@ describe("rate limit", () => {
 describe("graceful shutdown", () => {
   it("keeps serving through the drain period, then disconnects", async () => {
     const alice = await connected("alice");
-    const reason = once(alice, "disconnect", 5000);
+    // A polling-only client opens a new HTTP connection for every poll: the server must keep
+    // accepting them while it drains.
+    const bob = chat({ token: token("bob") }, { transports: ["polling"] });
+    await once(bob, "connect");
+    const reasons = [once(alice, "disconnect", 5000), once(bob, "disconnect", 5000)];
     const signalled = Date.now();
     process.kill(PID, "SIGTERM");
     await new Promise((r) => setTimeout(r, 200));
-    // Still served during the drain.
-    assert.deepEqual(await alice.emitWithAck("whoami"), { id: "alice", name: "alice" });
-    assert.equal(await reason, "transport close");
+    // Still served during the drain, polling included, several times over.
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await alice.emitWithAck("whoami"), { id: "alice", name: "alice" });
+      assert.deepEqual(await bob.emitWithAck("whoami"), { id: "bob", name: "bob" });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // A new client is refused: the server is going away.
+    const late = chat({ token: token("carol") }, { transports: ["polling"] });
+    const refused = await once(late, "connect_error");
+    assert.match(String(refused.message), /xhr poll error/);
+    assert.deepEqual(await Promise.all(reasons), ["transport close", "transport close"]);
     assert.ok(Date.now() - signalled >= 700, "disconnected before the drain period ended");
   });
 });
