@@ -163,6 +163,10 @@ async function token(name) {
 
 async function signIn(event) {
   event.preventDefault();
+  if (typeof io !== "function") {
+    showError("Cannot sign in", "the Socket.IO client is missing from this server (see the README)");
+    return;
+  }
   const name = $("name").value.trim();
   let jwt;
   try {
@@ -346,7 +350,13 @@ if (meta("dev-tokens") !== "true") {
   $("signin-hint").textContent = "Development mode: the server issues a token for the name you pick.";
 }
 if (typeof io !== "function") {
-  showError("The Socket.IO client is missing", "the server was built without it (see the README)");
+  // Say it plainly instead of hanging on "connecting…".
+  setStatus("client missing", "off");
+  $("signin-button").disabled = true;
+  showError(
+    "The Socket.IO client is missing",
+    "this server was built without npm: install Node.js and npm, then run `cargo build` again",
+  );
 }
 $("signin-form").addEventListener("submit", signIn);
 $("join-form").addEventListener("submit", joinRoom);

@@ -59,6 +59,19 @@ after(async () => {
 });
 
 describe("demo page", () => {
+  it("shows only the sign-in card before sign-in (no token box in development mode)", async () => {
+    const page = await open("newcomer");
+    await page.getByTestId("signin").waitFor(WAIT);
+    // Boxes, not DOM state: a CSS rule must not bring back what `hidden` hides.
+    assert.ok(await page.getByTestId("signin").boundingBox(), "the sign-in card is shown");
+    assert.ok(await page.getByTestId("name").boundingBox());
+    for (const hidden of ["#chat", "#token-field", "#errors", "[data-testid=join-button]", "[data-testid=send-button]"]) {
+      assert.equal(await page.locator(hidden).boundingBox(), null, `${hidden} is not shown before sign-in`);
+    }
+    await page.context().close();
+    delete pages.newcomer;
+  });
+
   it("signs two users in with development tokens and upgrades to WebSocket", async () => {
     for (const user of ["alice", "bob"]) {
       const page = await open(user);
@@ -114,6 +127,39 @@ describe("demo page", () => {
     await alice.getByTestId("join-button").click();
     await see(alice, "error", "invalid room");
     assert.equal(await byTestId(alice, "room-user:bob").count(), 0);
+  });
+
+  it("refuses a message of spaces like an empty one", async () => {
+    const { alice } = pages;
+    const before = await byTestId(alice, "entry-room-out").count();
+    await alice.getByTestId("text").fill("    ");
+    await alice.getByTestId("send-button").click();
+    await alice.waitForTimeout(300);
+    assert.equal(await byTestId(alice, "entry-room-out").count(), before, "nothing sent, no empty entry");
+    assert.equal(await alice.locator("#text:invalid").count(), 1);
+  });
+
+  it("keeps the ack badges visible next to an error card", async () => {
+    const { alice } = pages;
+    // Refused by the server (over 2,000 characters): an error card and a failed badge at once.
+    await alice.getByTestId("text").fill("x".repeat(2100));
+    await alice.getByTestId("send-button").click();
+    await see(alice, "error", "Message not sent");
+    const badge = byTestId(alice, "entry-room-out").last().getByTestId("ack").filter({ hasText: "✗ not sent" });
+    await badge.waitFor(WAIT);
+    const box = await badge.boundingBox();
+    assert.ok(box && box.width > 0, "the badge is laid out");
+    const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+    for (const card of await byTestId(alice, "error").all()) {
+      const c = await card.boundingBox();
+      assert.ok(!c || !overlaps(box, c), `an error card covers the badge: ${JSON.stringify({ box, c })}`);
+    }
+    // The badge is what the user sees at its centre, not something drawn over it.
+    const onTop = await badge.evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+    });
+    assert.ok(onTop, "nothing is drawn over the badge");
   });
 
   it("ran without page errors", () => {
