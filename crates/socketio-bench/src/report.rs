@@ -180,6 +180,24 @@ pub fn runs(quick: bool) -> Vec<Run> {
             with_ceiling: false,
         },
         Run {
+            title:
+                "saturated fanout: 1,000 sockets in one room, 1,000 broadcasts of 100 B at 200/s",
+            args: a(&[
+                "fanout",
+                "--receivers",
+                "1000",
+                "--messages",
+                if quick { "200" } else { "1000" },
+                "--rate",
+                "200",
+                "--size",
+                "100",
+            ]),
+            headline: "server_cpu_us_per_delivery",
+            unit: "µs server CPU per delivery",
+            with_ceiling: false,
+        },
+        Run {
             title: "polling: 20 long-polling clients, echo with ack",
             args: a(&[
                 "polling",
@@ -417,6 +435,8 @@ fn write_report(
                 ("server CPU %", "server_cpu_pct"),
                 ("bytes/conn", "bytes_per_connection"),
                 ("µs CPU/handshake", "server_cpu_us_per_handshake"),
+                ("user µs", "server_user_us_per_handshake"),
+                ("kernel µs", "server_system_us_per_handshake"),
                 ("tool CPU %", "tool_cpu_pct"),
             ],
             "server_cpu_us_per_delivery" => &[
@@ -427,6 +447,8 @@ fn write_report(
                 ("p99 µs", "latency.p99_us"),
                 ("max µs", "latency.max_us"),
                 ("µs CPU/delivery", "server_cpu_us_per_delivery"),
+                ("user µs", "server_user_us_per_delivery"),
+                ("kernel µs", "server_system_us_per_delivery"),
                 ("tool CPU %", "tool_cpu_pct"),
             ],
             _ => &[
@@ -437,6 +459,8 @@ fn write_report(
                 ("max µs", "latency.max_us"),
                 ("server CPU %", "server_cpu_pct"),
                 ("µs CPU/req", "server_cpu_us_per_request"),
+                ("user µs", "server_user_us_per_request"),
+                ("kernel µs", "server_system_us_per_request"),
                 ("tool CPU %", "tool_cpu_pct"),
             ],
         };
@@ -482,7 +506,12 @@ fn write_report(
         } else {
             ""
         };
-        let slug = format!("{}{noack}{paced}", run.args[0]);
+        let saturated = if run.title.starts_with("saturated") {
+            "-saturated"
+        } else {
+            ""
+        };
+        let slug = format!("{}{noack}{paced}{saturated}", run.args[0]);
         let svg_name = format!("bench-{slug}.svg");
         std::fs::write(
             out.with_file_name(&svg_name),

@@ -126,6 +126,7 @@ pub async fn connect(target: &Target, n: usize, concurrency: usize, hold: Durati
             latencies.push(latency);
         }
     }
+    let (user, system) = meter.server_split(target);
     let (server_cpu, tool_cpu, wall) = meter.stop(target);
     tokio::time::sleep(hold).await;
     let after = target.pid.map(|pid| sample(Some(pid))).unwrap_or_default();
@@ -144,6 +145,8 @@ pub async fn connect(target: &Target, n: usize, concurrency: usize, hold: Durati
         "bytes_per_connection": if connected > 0 { rss_growth / connected as u64 } else { 0 },
         "server_cpu_s": server_cpu,
         "server_cpu_us_per_handshake": server_cpu * 1e6 / connected.max(1) as f64,
+        "server_user_us_per_handshake": user * 1e6 / connected.max(1) as f64,
+        "server_system_us_per_handshake": system * 1e6 / connected.max(1) as f64,
         "server_cpu_pct": 100.0 * server_cpu / wall,
         "tool_cpu_s": tool_cpu,
         "tool_cpu_pct": 100.0 * tool_cpu / wall,
@@ -267,6 +270,7 @@ async fn measure_requests(
             all.extend(latencies);
         }
     }
+    let (user, system) = meter.server_split(target);
     let (server_cpu, tool_cpu, wall) = meter.stop(target);
     let requests = all.len();
     json!({
@@ -274,6 +278,8 @@ async fn measure_requests(
         "requests_per_s": requests as f64 / wall,
         "latency": summary(all),
         "server_cpu_us_per_request": server_cpu * 1e6 / requests.max(1) as f64,
+        "server_user_us_per_request": user * 1e6 / requests.max(1) as f64,
+        "server_system_us_per_request": system * 1e6 / requests.max(1) as f64,
         "server_cpu_pct": 100.0 * server_cpu / wall,
         "tool_cpu_pct": 100.0 * tool_cpu / wall,
     })
