@@ -35,8 +35,8 @@ enum HttpError {
 }
 
 impl HttpError {
-    fn response(self, message: Option<&str>) -> Response<ResponseBody> {
-        let (code, default_message) = match self {
+    fn code(self) -> (u8, &'static str) {
+        match self {
             HttpError::UnknownTransport => (0, "Transport unknown"),
             HttpError::UnknownSid => (1, "Session ID unknown"),
             HttpError::BadHandshakeMethod => (2, "Bad handshake method"),
@@ -44,7 +44,11 @@ impl HttpError {
             HttpError::Forbidden => (4, "Forbidden"),
             HttpError::UnsupportedProtocolVersion => (5, "Unsupported protocol version"),
             HttpError::ShuttingDown => (4, "Server shutting down"),
-        };
+        }
+    }
+
+    fn response(self, message: Option<&str>) -> Response<ResponseBody> {
+        let (code, default_message) = self.code();
         let status = match self {
             HttpError::Forbidden => StatusCode::FORBIDDEN,
             HttpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -238,6 +242,7 @@ impl Engine {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let inner = &self.inner;
+        let req_line = RefusedRequest::of(&req);
         if req.method() == Method::OPTIONS {
             let mut res = Response::new(Full::new(Bytes::new()));
             *res.status_mut() = StatusCode::NO_CONTENT;
@@ -258,20 +263,20 @@ impl Engine {
             }
         }
         if eio.as_deref() != Some("4") {
-            return HttpError::UnsupportedProtocolVersion.response(None);
+            return inner.refuse(&req_line, HttpError::UnsupportedProtocolVersion, None);
         }
         let transport = match transport.as_deref() {
             Some("polling") if inner.config.transports.polling => TransportKind::Polling,
             Some("websocket") if inner.config.transports.websocket => TransportKind::WebSocket,
-            _ => return HttpError::UnknownTransport.response(None),
+            _ => return inner.refuse(&req_line, HttpError::UnknownTransport, None),
         };
         let is_upgrade = transport_ws::is_upgrade_request(&req);
         if let Some(sid) = sid {
             let Some(session) = Sid::parse(&sid).and_then(|s| inner.sessions.get(&s)) else {
-                return HttpError::UnknownSid.response(None);
+                return inner.refuse(&req_line, HttpError::UnknownSid, None);
             };
             if session.expire_if_overdue() {
-                return HttpError::UnknownSid.response(None);
+                return inner.refuse(&req_line, HttpError::UnknownSid, None);
             }
             if session.is_closed() {
                 // Kept briefly after a client close (see `remove`): one in-flight poll ends
@@ -284,7 +289,7 @@ impl Engine {
                         "text/plain; charset=UTF-8",
                     );
                 }
-                return HttpError::UnknownSid.response(None);
+                return inner.refuse(&req_line, HttpError::UnknownSid, None);
             }
             return match (transport, req.method()) {
                 (TransportKind::WebSocket, &Method::GET) if is_upgrade => {
@@ -305,23 +310,23 @@ impl Engine {
                 }
                 (TransportKind::Polling, &Method::GET) => inner.poll(&session).await,
                 (TransportKind::Polling, &Method::POST) => inner.push(&session, req).await,
-                _ => HttpError::BadRequest.response(None),
+                _ => inner.refuse(&req_line, HttpError::BadRequest, None),
             };
         }
         if req.method() != Method::GET {
-            return HttpError::BadHandshakeMethod.response(None);
+            return inner.refuse(&req_line, HttpError::BadHandshakeMethod, None);
         }
         if transport == TransportKind::WebSocket && !is_upgrade {
-            return HttpError::BadRequest.response(None);
+            return inner.refuse(&req_line, HttpError::BadRequest, None);
         }
         if inner.draining.load(std::sync::atomic::Ordering::Acquire) {
-            return HttpError::ShuttingDown.response(None);
+            return inner.refuse(&req_line, HttpError::ShuttingDown, None);
         }
         let (parts, body) = req.into_parts();
         let info = RequestInfo::from_parts(&parts);
         if let Some(allow) = &inner.config.allow_request {
             if let Err(refusal) = allow(info.clone()).await {
-                return HttpError::Forbidden.response(Some(&refusal.message));
+                return inner.refuse(&req_line, HttpError::Forbidden, Some(&refusal.message));
             }
         }
         match transport {
@@ -423,7 +428,64 @@ async fn write_plain_response(
     stream.shutdown().await
 }
 
+/// A request the engine answered with an error, as [`Handler::on_connection_error`] sees it
+/// (Node's `connection_error` event): the reference error code and message, and what the
+/// request was.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionError {
+    /// The reference code (0 unknown transport, 1 unknown session id, 2 bad handshake method,
+    /// 3 bad request, 4 forbidden or shutting down, 5 unsupported protocol version).
+    pub code: u8,
+    /// The message sent to the client.
+    pub message: String,
+    /// HTTP method and URI (path and query) of the request.
+    pub method: String,
+    /// See `method`.
+    pub uri: String,
+    /// The peer's address, when known.
+    pub remote_addr: Option<std::net::SocketAddr>,
+}
+
+/// What a refusal reports of its request, taken before the request is consumed.
+pub(crate) struct RefusedRequest {
+    method: String,
+    uri: String,
+    remote_addr: Option<std::net::SocketAddr>,
+}
+
+impl RefusedRequest {
+    fn of<B>(req: &Request<B>) -> RefusedRequest {
+        RefusedRequest {
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            remote_addr: req
+                .extensions()
+                .get::<crate::handshake::RemoteAddr>()
+                .map(|r| r.0),
+        }
+    }
+}
+
 impl EngineInner {
+    /// Answers with the reference error, after telling the handler.
+    fn refuse(
+        &self,
+        req: &RefusedRequest,
+        error: HttpError,
+        message: Option<&str>,
+    ) -> Response<ResponseBody> {
+        let (code, default_message) = error.code();
+        self.handler.on_connection_error(&ConnectionError {
+            code,
+            message: message.unwrap_or(default_message).to_owned(),
+            method: req.method.clone(),
+            uri: req.uri.clone(),
+            remote_addr: req.remote_addr,
+        });
+        error.response(message)
+    }
+
     /// Creates, registers and announces a session whose open packet is already queued.
     pub(crate) fn open(
         self: &Arc<Self>,

@@ -39,7 +39,7 @@ mod transport_ws;
 pub mod ws_codec;
 
 pub use config::{AllowFuture, AllowRequest, Cors, EngineConfig, Refusal, Transports};
-pub use engine::{Engine, ResponseBody};
+pub use engine::{ConnectionError, Engine, ResponseBody};
 pub use handshake::{parse_query, RemoteAddr, RequestInfo};
 pub use packet::Frame;
 pub use service::{

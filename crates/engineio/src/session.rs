@@ -106,6 +106,9 @@ pub trait Handler: Send + Sync + 'static {
     fn on_close(&self, session: &Arc<Session>, reason: CloseReason);
     /// The session moved from long-polling to WebSocket (its transport is now `WebSocket`).
     fn on_upgrade(&self, _session: &Arc<Session>) {}
+    /// A request was refused with a reference error before reaching a session (Node's
+    /// `connection_error`): a bad handshake, an unknown session id, a refused `allow_request`.
+    fn on_connection_error(&self, _error: &crate::ConnectionError) {}
 }
 
 pub(crate) struct State {

@@ -54,7 +54,9 @@ pub use adapter::{
 };
 pub use binary::Binary;
 pub use encode::{EncodedPacket, EventPayload};
-pub use engineio::{coalesce_writes, Cors, Refusal, RequestInfo, Sid, TransportKind};
+pub use engineio::{
+    coalesce_writes, ConnectionError, Cors, Refusal, RequestInfo, Sid, TransportKind,
+};
 pub use error::{
     AckError, AdapterError, ConnectError, EmitError, ExtractError, HandlerError, ServerAckError,
 };

@@ -51,6 +51,17 @@ pub(crate) struct ServerConfig {
     pub(crate) limits: Limits,
     pub(crate) recovery: Option<RecoveryConfig>,
     pub(crate) observer: Option<ObserverRef>,
+    pub(crate) connection_error: Option<ConnectionErrorHook>,
+}
+
+/// The `on_connection_error` callback, printable for the settings' `Debug`.
+#[derive(Clone)]
+pub(crate) struct ConnectionErrorHook(Arc<dyn Fn(&engineio::ConnectionError) + Send + Sync>);
+
+impl std::fmt::Debug for ConnectionErrorHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionErrorHook")
+    }
 }
 
 /// An observer handle that the derived `Debug` of the settings can print.
@@ -168,6 +179,7 @@ impl Default for SocketIoBuilder {
                 limits: Limits::default(),
                 recovery: None,
                 observer: None,
+                connection_error: None,
             },
             state: http::Extensions::new(),
             adapter: local_adapter_factory(),
@@ -284,6 +296,26 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Calls `hook` for every request the server refuses before it reaches a session (Node's
+    /// `io.engine.on("connection_error")`): the reference code and message, the method, URI and
+    /// peer, so that an operator can see why clients fail to connect.
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder()
+    ///     .on_connection_error(|err| {
+    ///         tracing::warn!(code = err.code, message = %err.message, uri = %err.uri, "refused");
+    ///     })
+    ///     .build();
+    /// # drop(io);
+    /// ```
+    pub fn on_connection_error<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&engineio::ConnectionError) + Send + Sync + 'static,
+    {
+        self.config.connection_error = Some(ConnectionErrorHook(Arc::new(hook)));
+        self
+    }
+
     /// Registers shared state, available to handlers through `State<T>`.
     pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
         self.state.insert(state);
@@ -359,6 +391,14 @@ impl engineio::Handler for Bridge {
             client.on_close(reason);
             if let Some(o) = &client.config.observer {
                 o.0.connection_closed(session.transport(), reason.as_str());
+            }
+        }
+    }
+
+    fn on_connection_error(&self, error: &engineio::ConnectionError) {
+        if let Some(server) = self.server.upgrade() {
+            if let Some(hook) = &server.config.connection_error {
+                (hook.0)(error);
             }
         }
     }

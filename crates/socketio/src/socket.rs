@@ -210,6 +210,7 @@ impl AckSender {
 }
 
 type PacketMiddleware = Arc<dyn Fn(&Socket, &str, &Args) -> Result<(), HandlerError> + Send + Sync>;
+type OutgoingListener = Arc<dyn Fn(&Socket, &str, &Args) + Send + Sync>;
 
 pub(crate) struct SocketInner {
     pub(crate) id: Sid,
@@ -221,6 +222,9 @@ pub(crate) struct SocketInner {
     any_handler: RwLock<Option<ErasedHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
+    /// `on_any_outgoing` listeners; the flag keeps the send path to one load without them.
+    outgoing: RwLock<Vec<OutgoingListener>>,
+    has_outgoing: AtomicBool,
     acks: Mutex<HashMap<u64, AckSlot>>,
     next_ack: AtomicU64,
     extensions: RwLock<http::Extensions>,
@@ -262,6 +266,8 @@ impl Socket {
             any_handler: RwLock::new(None),
             disconnect_handlers: Mutex::new(Vec::new()),
             packet_middlewares: RwLock::new(Vec::new()),
+            outgoing: RwLock::new(Vec::new()),
+            has_outgoing: AtomicBool::new(false),
             acks: Mutex::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
             extensions: RwLock::new(extensions),
@@ -348,6 +354,30 @@ impl Socket {
             .any_handler
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(erase(handler));
+    }
+
+    /// Registers a listener for every event sent to this client (Node's `socket.onAnyOutgoing`):
+    /// emits to this socket and broadcasts that reach it, with the event name and the
+    /// arguments (binary ones as placeholders, the recovery offset last when there is one).
+    /// Acknowledgements are not events and are not reported. Called inline: keep it cheap.
+    ///
+    /// ```no_run
+    /// # fn f(socket: socketio::Socket) {
+    /// socket.on_any_outgoing(|socket, event, args| {
+    ///     tracing::debug!(sid = %socket.id(), %event, args = args.len(), "sent");
+    /// });
+    /// # }
+    /// ```
+    pub fn on_any_outgoing<F>(&self, listener: F)
+    where
+        F: Fn(&Socket, &str, &Args) + Send + Sync + 'static,
+    {
+        self.0
+            .outgoing
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(listener));
+        self.0.has_outgoing.store(true, Ordering::Release);
     }
 
     /// Registers a function called once when the socket disconnects, with the reason.
@@ -670,6 +700,9 @@ impl Socket {
         if let Some(o) = &self.0.ns.observer {
             report_out(o.as_ref(), self, encoded);
         }
+        if self.0.has_outgoing.load(Ordering::Acquire) {
+            self.notify_outgoing(encoded);
+        }
         let session = &self.0.client.session;
         let result = if volatile {
             session.send_all(encoded.frames(), true)
@@ -900,11 +933,48 @@ impl Socket {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.0.has_outgoing.store(false, Ordering::Release);
+        self.0
+            .outgoing
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         *self
             .0
             .any_handler
             .write()
             .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl Socket {
+    #[cold]
+    fn notify_outgoing(&self, encoded: &EncodedPacket) {
+        let Some(json) = event_args(&encoded.text) else {
+            return;
+        };
+        let limits = self.0.client.config.limits;
+        let Ok(args) = Args::from_json(
+            Bytes::copy_from_slice(json),
+            encoded.attachments.clone(),
+            &limits,
+        ) else {
+            return;
+        };
+        let event = args
+            .event_name()
+            .map(|e| e.into_owned())
+            .unwrap_or_default();
+        let args = args.without_first();
+        let listeners = self
+            .0
+            .outgoing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for listener in listeners {
+            listener(self, &event, &args);
+        }
     }
 }
 

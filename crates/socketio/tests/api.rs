@@ -430,3 +430,153 @@ async fn every_observer_gets_reports_and_socket_events_only_when_asked() {
         ]
     );
 }
+
+#[tokio::test]
+async fn on_any_outgoing_sees_every_event_sent_to_the_socket_and_no_acks() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let io = SocketIo::builder().build();
+    let record = seen.clone();
+    io.of("/").on_connection(move |socket: Socket| {
+        let record = record.clone();
+        async move {
+            socket.on_any_outgoing(move |_, event, args| {
+                record
+                    .lock()
+                    .expect("lock")
+                    .push(format!("{event} {}", args.raw_array_from(0)));
+            });
+            socket.join("r");
+            socket.on(
+                "go",
+                |socket: Socket, ack: socketio::AckSender| async move {
+                    let _ = socket.emit("direct", &1);
+                    let _ = socket.emit_args("pair", &("a", 2));
+                    let _ = socket.namespace().to("r").emit("room", &true);
+                    let _ = ack.send("done");
+                },
+            );
+        }
+    });
+    let addr = serve(&io).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("client");
+    client.send_text(br#"421["go"]"#).await.expect("send");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(text(&mut client).await);
+    }
+    assert!(got.contains(&r#"431["done"]"#.to_owned()), "{got:?}");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [r#"direct [1]"#, r#"pair ["a",2]"#, r#"room [true]"#],
+        "events only, in order, the ack left out"
+    );
+}
+
+/// One HTTP request on its own connection; the status code.
+async fn http_status(addr: std::net::SocketAddr, method: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out)
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn refused_requests_reach_the_connection_error_hook_with_code_and_message() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let io = build(move |b| {
+        b.allow_request(|req| async move {
+            match req.query_param("key") {
+                Some("nope") => Err(Refusal {
+                    message: "wrong key".into(),
+                }),
+                _ => Ok(()),
+            }
+        })
+        .on_connection_error(move |err| {
+            record.lock().expect("lock").push((
+                err.code,
+                err.message.clone(),
+                err.method.clone(),
+                err.uri.clone(),
+                err.remote_addr.is_some(),
+            ));
+        })
+    });
+    let addr = serve(&io).await;
+    let cases = [
+        (
+            "GET",
+            "/socket.io/?EIO=3&transport=polling",
+            400,
+            5,
+            "Unsupported protocol version",
+        ),
+        (
+            "GET",
+            "/socket.io/?EIO=4&transport=carrier",
+            400,
+            0,
+            "Transport unknown",
+        ),
+        (
+            "GET",
+            "/socket.io/?EIO=4&transport=polling&sid=nosuchsession",
+            400,
+            1,
+            "Session ID unknown",
+        ),
+        (
+            "POST",
+            "/socket.io/?EIO=4&transport=polling",
+            400,
+            2,
+            "Bad handshake method",
+        ),
+        (
+            "GET",
+            "/socket.io/?EIO=4&transport=polling&key=nope",
+            403,
+            4,
+            "wrong key",
+        ),
+    ];
+    for (method, path, status, _, _) in cases {
+        assert_eq!(
+            http_status(addr, method, path).await,
+            status,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        http_status(addr, "GET", "/socket.io/?EIO=4&transport=polling").await,
+        200
+    );
+    let seen = seen.lock().expect("lock").clone();
+    let expected: Vec<_> = cases
+        .iter()
+        .map(|(method, path, _, code, message)| {
+            (
+                *code,
+                (*message).to_owned(),
+                (*method).to_owned(),
+                (*path).to_owned(),
+                true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "one report per refusal, none for the accepted handshake"
+    );
+}
