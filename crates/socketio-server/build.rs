@@ -1,18 +1,19 @@
-//! Bundles the two third-party front ends the binary serves: the official Socket.IO browser
-//! client (for the demo page) and the official Admin UI dashboard (`@socket.io/admin-ui`'s
-//! `ui/dist`, source maps left out, with the icon font it would load from a CDN: `@mdi/font`'s
-//! stylesheet and WOFF2 font, under `vendor/mdi/`).
+//! Bundles the official Admin UI dashboard the binary serves: `@socket.io/admin-ui`'s `ui/dist`
+//! (source maps left out) with the icon font it would load from a CDN (`@mdi/font`'s stylesheet
+//! and WOFF2 font, under `vendor/mdi/`). The demo page's Socket.IO client comes from the
+//! `socketio` crate's `client-bundle` feature.
 //!
-//! Neither is ever committed: both are installed from npm (`web/package.json` and its lock
-//! file, `npm ci` into `OUT_DIR`) and embedded from there. `SOCKETIO_CLIENT_JS` may name an
-//! already installed `socket.io.min.js`, and `SOCKETIO_ADMIN_UI_DIR` an installed `ui/dist`,
-//! instead (offline builds). Without npm the build goes on with a warning, the pages say what
-//! is missing, and the script runs again on the next build, so that installing npm is enough.
+//! Nothing is ever committed: the packages are installed from npm (`web/package.json` and its
+//! lock file, `npm ci` into `OUT_DIR`). `SOCKETIO_ADMIN_UI_DIR` may name an installed `ui/dist`
+//! instead (offline builds). Without npm the build goes on with a warning, the dashboard's path
+//! says what is missing, and the script runs again on the next build, so that installing npm is
+//! enough.
+
+#[path = "../../build-support/npm_install.rs"]
+mod npm;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const CLIENT: &str = "node_modules/socket.io-client/dist/socket.io.min.js";
 const ADMIN_UI: &str = "node_modules/@socket.io/admin-ui/ui/dist";
 /// The icon font's files the dashboard uses: (path in the package, name served).
 const ICONS: [(&str, &str); 2] = [
@@ -29,23 +30,15 @@ const ICONS: [(&str, &str); 2] = [
 fn main() {
     println!("cargo:rerun-if-changed=web/package.json");
     println!("cargo:rerun-if-changed=web/package-lock.json");
-    println!("cargo:rerun-if-env-changed=SOCKETIO_CLIENT_JS");
     println!("cargo:rerun-if-env-changed=SOCKETIO_ADMIN_UI_DIR");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let installed = match (
-        std::env::var_os("SOCKETIO_CLIENT_JS"),
-        std::env::var_os("SOCKETIO_ADMIN_UI_DIR"),
-    ) {
-        (Some(_), Some(_)) => Ok(PathBuf::new()),
-        _ => install(&out.join("web")),
-    };
-    let client = match std::env::var_os("SOCKETIO_CLIENT_JS") {
-        Some(path) => std::fs::read(&path)
-            .map_err(|e| format!("SOCKETIO_CLIENT_JS={}: {e}", Path::new(&path).display())),
-        None => installed
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|dir| std::fs::read(dir.join(CLIENT)).map_err(|e| format!("{CLIENT}: {e}"))),
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let installed = match std::env::var_os("SOCKETIO_ADMIN_UI_DIR") {
+        Some(_) => Err("SOCKETIO_ADMIN_UI_DIR is set".to_owned()),
+        None => {
+            let index = format!("{ADMIN_UI}/index.html");
+            npm::npm_ci(&manifest, &out.join("web"), &[&index])
+        }
     };
     let admin_dir = match std::env::var_os("SOCKETIO_ADMIN_UI_DIR") {
         Some(path) => Ok(PathBuf::from(path)),
@@ -54,13 +47,6 @@ fn main() {
             .map(|dir| dir.join(ADMIN_UI))
             .map_err(Clone::clone),
     };
-    let mut missing = false;
-    let client = client.unwrap_or_else(|why| {
-        warn_missing("the demo page is built without the Socket.IO client", &why);
-        missing = true;
-        Vec::new()
-    });
-    std::fs::write(out.join("socket.io.min.js"), client).expect("OUT_DIR is writable");
     let files = admin_dir
         .and_then(|dir| admin_files(&dir))
         .map(|mut files| {
@@ -75,8 +61,8 @@ fn main() {
             files
         })
         .unwrap_or_else(|why| {
-            warn_missing("the Admin UI dashboard is not bundled", &why);
-            missing = true;
+            npm::warn_missing("the Admin UI dashboard is not bundled", &why);
+            npm::rerun_until_complete(&out);
             Vec::new()
         });
     let mut table = String::from("&[\n");
@@ -88,21 +74,6 @@ fn main() {
     }
     table.push(']');
     std::fs::write(out.join("admin_ui_files.rs"), table).expect("OUT_DIR is writable");
-    if missing {
-        // A path that never exists: cargo runs this script again on every build until the
-        // files are there (e.g. once npm is installed).
-        println!(
-            "cargo:rerun-if-changed={}",
-            out.join("npm-missing").display()
-        );
-    }
-}
-
-fn warn_missing(what: &str, why: &str) {
-    println!(
-        "cargo:warning={what} ({why}); install Node.js and npm (e.g. `apt-get install npm`) and \
-         run `cargo build` again"
-    );
 }
 
 /// The dashboard's files under `dir` (relative name, absolute path), without source maps.
@@ -132,43 +103,4 @@ fn admin_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
         return Err(format!("no index.html in {}", dir.display()));
     }
     Ok(files)
-}
-
-/// `npm ci` of `web/` into `dir`, unless the same lock file was installed there already.
-fn install(dir: &Path) -> Result<PathBuf, String> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
-    let lock = std::fs::read(manifest.join("package-lock.json"))
-        .map_err(|e| format!("web/package-lock.json: {e}"))?;
-    let installed = dir.join("installed.lock");
-    if std::fs::read(&installed).ok().as_deref() == Some(&lock[..])
-        && dir.join(CLIENT).exists()
-        && dir.join(ADMIN_UI).join("index.html").exists()
-    {
-        return Ok(dir.to_path_buf());
-    }
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    for file in ["package.json", "package-lock.json"] {
-        std::fs::copy(manifest.join(file), dir.join(file))
-            .map_err(|e| format!("web/{file}: {e}"))?;
-    }
-    // `--legacy-peer-deps`: the dashboard package names the Node server as a peer; only its
-    // static files are used here.
-    let status = Command::new("npm")
-        .args([
-            "ci",
-            "--omit=dev",
-            "--ignore-scripts",
-            "--legacy-peer-deps",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ])
-        .current_dir(dir)
-        .status()
-        .map_err(|e| format!("cannot run npm: {e}"))?;
-    if !status.success() {
-        return Err(format!("npm ci failed ({status})"));
-    }
-    std::fs::write(&installed, &lock).map_err(|e| e.to_string())?;
-    Ok(dir.to_path_buf())
 }

@@ -63,6 +63,23 @@ pub struct EngineConfig {
     pub volatile_threshold: usize,
     /// Queued bytes for one client above which it is disconnected as too slow.
     pub max_buffered: usize,
+    /// Files answered at `<path><name>` (GET) instead of the protocol: the browser client, as
+    /// Node's `serveClient` does.
+    pub files: Vec<StaticFile>,
+}
+
+/// A file the engine serves under its path, with an `ETag` (a matching `If-None-Match` gets
+/// 304) and `Cache-Control: public, max-age=0`, as the reference server serves its client.
+#[derive(Debug, Clone)]
+pub struct StaticFile {
+    /// The name after the engine path (`socket.io.min.js`).
+    pub name: String,
+    /// The contents.
+    pub body: bytes::Bytes,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Its `ETag`, quoted (`"4.8.3"`).
+    pub etag: String,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +99,7 @@ impl Default for EngineConfig {
             allow_request: None,
             volatile_threshold: 64 * 1024,
             max_buffered: 8 * 1024 * 1024,
+            files: Vec::new(),
         }
     }
 }

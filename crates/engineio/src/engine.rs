@@ -242,6 +242,11 @@ impl Engine {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let inner = &self.inner;
+        if req.method() == Method::GET && !inner.config.files.is_empty() {
+            if let Some(res) = inner.static_file(&req) {
+                return res;
+            }
+        }
         let req_line = RefusedRequest::of(&req);
         if req.method() == Method::OPTIONS {
             let mut res = Response::new(Full::new(Bytes::new()));
@@ -468,6 +473,39 @@ impl RefusedRequest {
 }
 
 impl EngineInner {
+    /// One of the configured files, when the request names it.
+    fn static_file<B>(&self, req: &Request<B>) -> Option<Response<ResponseBody>> {
+        let name = req.uri().path().strip_prefix(self.config.path.as_str())?;
+        let file = self.config.files.iter().find(|f| f.name == name)?;
+        let weak = format!("W/{}", file.etag);
+        let fresh = req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|tag| tag == file.etag || tag == weak);
+        let mut res = if fresh {
+            let mut res = Response::new(Full::new(Bytes::new()));
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            res
+        } else {
+            let mut res = Response::new(Full::new(file.body.clone()));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(file.content_type),
+            );
+            res
+        };
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=0"),
+        );
+        if let Ok(etag) = HeaderValue::from_str(&file.etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        Some(res)
+    }
+
     /// Answers with the reference error, after telling the handler.
     fn refuse(
         &self,

@@ -75,6 +75,9 @@ pub(crate) struct Config {
     pub(crate) cors_origins: Vec<String>,
     /// `server.demo_page`: serve the chat page at `/`.
     pub(crate) demo_page: bool,
+    /// `server.serve_client`: serve the browser client at `<path>socket.io.min.js` and the
+    /// other bundle files, as Node's `serveClient`.
+    pub(crate) serve_client: bool,
     /// `engine.ping_interval_ms`.
     pub(crate) ping_interval: Duration,
     /// `engine.ping_timeout_ms`.
@@ -164,6 +167,7 @@ impl Default for Config {
             path: "/socket.io/".into(),
             cors_origins: Vec::new(),
             demo_page: true,
+            serve_client: true,
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
@@ -193,6 +197,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("server.listen", "SOCKETIO_LISTEN", "--listen"),
     ("server.path", "SOCKETIO_PATH", "--path"),
     ("server.demo_page", "SOCKETIO_DEMO_PAGE", "--demo-page"),
+    (
+        "server.serve_client",
+        "SOCKETIO_SERVE_CLIENT",
+        "--serve-client",
+    ),
     (
         "server.cors_origins",
         "SOCKETIO_CORS_ORIGINS",
@@ -278,6 +287,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
 /// Settings that take true or false: as a flag, the value may be left out (`--recovery`).
 const BOOLEANS: &[&str] = &[
     "server.demo_page",
+    "server.serve_client",
     "recovery.enabled",
     "auth.dev",
     "admin.enabled",
@@ -289,7 +299,7 @@ const BOOLEANS: &[&str] = &[
 /// the build script's offline inputs).
 const OTHER_VARIABLES: &[&str] = &[
     "SOCKETIO_CONFIG",
-    "SOCKETIO_CLIENT_JS",
+    "SOCKETIO_CLIENT_DIST",
     "SOCKETIO_ADMIN_UI_DIR",
 ];
 
@@ -400,6 +410,7 @@ impl Config {
             }
             "server.cors_origins" => self.cors_origins = list(value),
             "server.demo_page" => self.demo_page = boolean(setting, value)?,
+            "server.serve_client" => self.serve_client = boolean(setting, value)?,
             "engine.ping_interval_ms" => self.ping_interval = millis(setting, value)?,
             "engine.ping_timeout_ms" => self.ping_timeout = millis(setting, value)?,
             "engine.max_payload" => {

@@ -224,7 +224,8 @@ fn build_io(
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload)
-        .transports(config.polling, config.websocket);
+        .transports(config.polling, config.websocket)
+        .serve_client(config.serve_client);
     if !config.cors_origins.is_empty() {
         builder = builder.cors(Cors {
             origins: config.cors_origins.clone(),

@@ -1,6 +1,7 @@
 //! The demo page at `/`: a chat client for `/chat`. Its HTML, script and style are ours and
-//! compiled in; the official Socket.IO browser client is installed from npm at build time
-//! (see `build.rs`) and embedded too, so the binary serves the page without any file around it.
+//! compiled in; the official Socket.IO browser client is the `socketio` crate's bundle
+//! (feature `client-bundle`: installed from npm at build time and embedded), so the binary
+//! serves the page without any file around it.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +11,10 @@ use axum::Router;
 const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const STYLE: &str = include_str!("../web/style.css");
-const CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/socket.io.min.js"));
+/// The official client, or nothing when npm was missing at build time.
+fn client() -> &'static [u8] {
+    socketio::client_bundle::file("socket.io.min.js").unwrap_or_default()
+}
 
 /// Scripts and styles from this origin only; the socket connects back to this origin.
 const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
@@ -72,15 +76,15 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         .route(
             "/vendor/socket.io.min.js",
             get(|| async {
-                if CLIENT.is_empty() {
+                if client().is_empty() {
                     return (
                         StatusCode::NOT_FOUND,
                         "this build has no Socket.IO client: rebuild with npm available \
-                         (or SOCKETIO_CLIENT_JS set)",
+                         (or SOCKETIO_CLIENT_DIST set)",
                     )
                         .into_response();
                 }
-                asset("text/javascript; charset=utf-8", CLIENT)
+                asset("text/javascript; charset=utf-8", client())
             }),
         )
 }
@@ -103,8 +107,8 @@ mod tests {
     fn client_is_bundled() {
         // Built with npm available (as in CI), the official client is embedded.
         if std::env::var_os("CI").is_some() {
-            assert!(CLIENT.len() > 10_000, "socket.io.min.js not bundled");
+            assert!(client().len() > 10_000, "socket.io.min.js not bundled");
         }
-        assert!(CLIENT.is_empty() || CLIENT.starts_with(b"/*!"));
+        assert!(client().is_empty() || client().starts_with(b"/*!"));
     }
 }

@@ -225,3 +225,82 @@ fn bad_settings_fail_with_one_line() {
         assert!(stderr.starts_with(expected), "{stderr}");
     }
 }
+
+/// Status, header block (lower-cased) and body length of one GET with extra header lines.
+fn fetch_with(addr: SocketAddr, path: &str, headers: &str) -> Option<(u16, String, usize)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text.get(9..12)?.parse().ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((status, head.to_ascii_lowercase(), body.len()))
+}
+
+#[test]
+fn serves_the_browser_client_like_node_serve_client() {
+    let (mut server, listen) = common::start_server(&["--log-level", "warn"]);
+    let addr: SocketAddr = listen.parse().expect("addr");
+    let version = socketio::client_bundle::version();
+    if version.is_empty() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds with npm: the client must be bundled"
+        );
+        let _ = server.kill();
+        eprintln!("skipped: built without npm, no client bundled");
+        return;
+    }
+    for (file, kind) in [
+        ("socket.io.min.js", "application/javascript"),
+        ("socket.io.js", "application/javascript"),
+        ("socket.io.esm.min.js", "application/javascript"),
+        ("socket.io.msgpack.min.js", "application/javascript"),
+        ("socket.io.min.js.map", "application/json"),
+    ] {
+        let (status, head, len) =
+            fetch_with(addr, &format!("/socket.io/{file}"), "").expect("answer");
+        assert_eq!(status, 200, "{file}");
+        assert!(
+            head.contains(&format!("content-type: {kind}")),
+            "{file}: {head}"
+        );
+        assert!(
+            head.contains(&format!("etag: \"{version}\"")),
+            "{file}: {head}"
+        );
+        assert!(head.contains("cache-control: public, max-age=0"), "{head}");
+        assert!(len > 1_000, "{file}: {len} bytes");
+    }
+    // The browser's revalidation: strong or weak, the same version is 304 with no body.
+    for tag in [format!("\"{version}\""), format!("W/\"{version}\"")] {
+        let (status, _, len) = fetch_with(
+            addr,
+            "/socket.io/socket.io.min.js",
+            &format!("If-None-Match: {tag}\r\n"),
+        )
+        .expect("answer");
+        assert_eq!((status, len), (304, 0), "{tag}");
+    }
+    let (status, _, _) = fetch_with(
+        addr,
+        "/socket.io/socket.io.min.js",
+        "If-None-Match: \"0.0.1\"\r\n",
+    )
+    .expect("answer");
+    assert_eq!(status, 200, "another version gets the file");
+    let (status, _, _) = fetch_with(addr, "/socket.io/nothing.js", "").expect("answer");
+    assert_eq!(status, 400, "other names are the protocol's");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let (mut off, listen) =
+        common::start_server(&["--serve-client", "false", "--log-level", "warn"]);
+    let addr: SocketAddr = listen.parse().expect("addr");
+    let (status, _, _) = fetch_with(addr, "/socket.io/socket.io.min.js", "").expect("answer");
+    assert_eq!(status, 400, "not served when turned off");
+    let _ = off.kill();
+    let _ = off.wait();
+}

@@ -36,6 +36,8 @@
 mod adapter;
 mod binary;
 mod client;
+#[cfg(feature = "client-bundle")]
+pub mod client_bundle;
 mod encode;
 mod error;
 mod handler;

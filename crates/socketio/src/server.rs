@@ -316,6 +316,27 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Serves the official browser client under the Socket.IO path, as Node's `serveClient`
+    /// does: `socket.io.js`, `socket.io.min.js`, `socket.io.esm.min.js`,
+    /// `socket.io.msgpack.min.js` and their source maps, with an `ETag` of the client's version
+    /// (`If-None-Match` gets 304) and `Cache-Control: public, max-age=0`. The files are
+    /// installed from npm when the crate is built with the `client-bundle` feature; built
+    /// without npm, nothing is served (and the build warns).
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder().serve_client(true).build();
+    /// # drop(io);
+    /// ```
+    #[cfg(feature = "client-bundle")]
+    pub fn serve_client(mut self, serve: bool) -> Self {
+        self.config.engine.files = if serve {
+            crate::client_bundle::files()
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
     /// Registers shared state, available to handlers through `State<T>`.
     pub fn with_state<T: Clone + Send + Sync + 'static>(mut self, state: T) -> Self {
         self.state.insert(state);
