@@ -66,6 +66,21 @@ pub struct EngineConfig {
     /// Files answered at `<path><name>` (GET) instead of the protocol: the browser client, as
     /// Node's `serveClient` does.
     pub files: Vec<StaticFile>,
+    /// Limits on new sessions; a handshake over one is refused with 403 (code 4) and a
+    /// message saying which.
+    pub limits: SessionLimits,
+}
+
+/// Limits on new sessions, each off when `None`. Checked at each handshake: handshakes in
+/// flight at the same moment may pass together, so a limit may be crossed by a few.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Open sessions on this server (`Server full`).
+    pub max_sessions: Option<usize>,
+    /// Open sessions from one remote IP address (`Too many connections from this address`).
+    pub max_sessions_per_address: Option<usize>,
+    /// New sessions per second, in bursts of as many (`Too many handshakes`).
+    pub handshakes_per_second: Option<u32>,
 }
 
 /// A file the engine serves under its path, with an `ETag` (a matching `If-None-Match` gets
@@ -100,6 +115,7 @@ impl Default for EngineConfig {
             volatile_threshold: 64 * 1024,
             max_buffered: 8 * 1024 * 1024,
             files: Vec::new(),
+            limits: SessionLimits::default(),
         }
     }
 }

@@ -146,6 +146,10 @@ pub(crate) struct EngineInner {
     sessions: Arc<Sessions>,
     /// New sessions are refused (the server drains before it stops).
     draining: std::sync::atomic::AtomicBool,
+    /// Open sessions per remote IP, kept only with `max_sessions_per_address`.
+    per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// The handshake token bucket: (tokens, when last refilled).
+    handshakes: std::sync::Mutex<(f64, std::time::Instant)>,
 }
 
 /// An Engine.IO server. Cloning is cheap and shares the same sessions.
@@ -167,10 +171,15 @@ impl Engine {
     pub fn new(config: EngineConfig, handler: Arc<dyn Handler>) -> Engine {
         Engine {
             inner: Arc::new(EngineInner {
-                config,
                 handler,
                 sessions: Arc::new(Sessions::new()),
                 draining: std::sync::atomic::AtomicBool::new(false),
+                per_address: std::sync::Mutex::new(std::collections::HashMap::new()),
+                handshakes: std::sync::Mutex::new((
+                    f64::from(config.limits.handshakes_per_second.unwrap_or(0)),
+                    std::time::Instant::now(),
+                )),
+                config,
             }),
         }
     }
@@ -327,6 +336,9 @@ impl Engine {
         if inner.draining.load(std::sync::atomic::Ordering::Acquire) {
             return inner.refuse(&req_line, HttpError::ShuttingDown, None);
         }
+        if let Some(reason) = inner.over_limit(req_line.remote_addr) {
+            return inner.refuse(&req_line, HttpError::Forbidden, Some(reason));
+        }
         let (parts, body) = req.into_parts();
         let info = RequestInfo::from_parts(&parts);
         if let Some(allow) = &inner.config.allow_request {
@@ -473,6 +485,62 @@ impl RefusedRequest {
 }
 
 impl EngineInner {
+    /// Which session limit a new handshake from `remote` would cross, if any; otherwise it
+    /// takes a handshake token.
+    fn over_limit(&self, remote: Option<std::net::SocketAddr>) -> Option<&'static str> {
+        let limits = &self.config.limits;
+        if limits
+            .max_sessions
+            .is_some_and(|max| self.sessions.len() >= max)
+        {
+            return Some("Server full");
+        }
+        if let (Some(max), Some(addr)) = (limits.max_sessions_per_address, remote) {
+            let open = self
+                .per_address
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&addr.ip())
+                .copied()
+                .unwrap_or(0);
+            if open >= max {
+                return Some("Too many connections from this address");
+            }
+        }
+        if let Some(rate) = limits.handshakes_per_second {
+            let rate = f64::from(rate);
+            let mut bucket = self.handshakes.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            let refill = now.saturating_duration_since(bucket.1).as_secs_f64() * rate;
+            *bucket = ((bucket.0 + refill).min(rate), now);
+            if bucket.0 < 1.0 {
+                return Some("Too many handshakes");
+            }
+            bucket.0 -= 1.0;
+        }
+        None
+    }
+
+    /// Counts a session against its address's limit (when there is one); `open` false uncounts.
+    fn count_address(&self, session: &Session, open: bool) {
+        if self.config.limits.max_sessions_per_address.is_none() {
+            return;
+        }
+        let Some(addr) = session.request().remote_addr else {
+            return;
+        };
+        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(addr.ip()).or_insert(0);
+        if open {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&addr.ip());
+            }
+        }
+    }
+
     /// One of the configured files, when the request names it.
     fn static_file<B>(&self, req: &Request<B>) -> Option<Response<ResponseBody>> {
         let name = req.uri().path().strip_prefix(self.config.path.as_str())?;
@@ -553,6 +621,7 @@ impl EngineInner {
             self.config.max_payload,
         );
         let _ = session.send(Frame::Text(open.freeze()));
+        self.count_address(&session, true);
         self.sessions.insert(session.clone());
         session.lock().next_ping = Some(tokio::time::Instant::now() + self.config.ping_interval);
         if transport == TransportKind::Polling {
@@ -594,6 +663,7 @@ impl EngineInner {
         if let Some(task) = session.heartbeat.get() {
             task.abort();
         }
+        self.count_address(&session, false);
         tracing::debug!(%sid, reason = reason.as_str(), "session closed");
         self.handler.on_close(&session, reason);
     }

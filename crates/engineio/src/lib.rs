@@ -38,7 +38,9 @@ mod sid;
 mod transport_ws;
 pub mod ws_codec;
 
-pub use config::{AllowFuture, AllowRequest, Cors, EngineConfig, Refusal, StaticFile, Transports};
+pub use config::{
+    AllowFuture, AllowRequest, Cors, EngineConfig, Refusal, SessionLimits, StaticFile, Transports,
+};
 pub use engine::{ConnectionError, Engine, ResponseBody};
 pub use handshake::{parse_query, RemoteAddr, RequestInfo};
 pub use packet::Frame;

@@ -119,6 +119,9 @@ pub(crate) struct Config {
     pub(crate) chat_rate_limit: u32,
     /// `admin.*`: the Admin UI dashboard.
     pub(crate) admin: AdminConfig,
+    /// `limits.max_connections`, `limits.max_connections_per_address`,
+    /// `limits.handshakes_per_second` (0: no limit).
+    pub(crate) limits: socketio::SessionLimits,
 }
 
 /// The Admin UI settings.
@@ -188,6 +191,7 @@ impl Default for Config {
             auth_dev: true,
             chat_rate_limit: 20,
             admin: AdminConfig::default(),
+            limits: socketio::SessionLimits::default(),
         }
     }
 }
@@ -252,6 +256,21 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "chat.rate_limit",
         "SOCKETIO_CHAT_RATE_LIMIT",
         "--chat-rate-limit",
+    ),
+    (
+        "limits.max_connections",
+        "SOCKETIO_MAX_CONNECTIONS",
+        "--max-connections",
+    ),
+    (
+        "limits.max_connections_per_address",
+        "SOCKETIO_MAX_CONNECTIONS_PER_ADDRESS",
+        "--max-connections-per-address",
+    ),
+    (
+        "limits.handshakes_per_second",
+        "SOCKETIO_HANDSHAKES_PER_SECOND",
+        "--handshakes-per-second",
     ),
     ("admin.enabled", "SOCKETIO_ADMIN", "--admin"),
     ("admin.auth", "SOCKETIO_ADMIN_AUTH", "--admin-auth"),
@@ -362,6 +381,17 @@ fn millis(setting: &str, value: &str) -> Result<Duration, ConfigError> {
                 format!("'{value}' is not a number of milliseconds"),
             )
         })
+}
+
+/// A limit: a whole number, 0 meaning none.
+fn count(setting: &str, value: &str) -> Result<Option<u32>, ConfigError> {
+    let n: u32 = value.parse().map_err(|_| {
+        invalid(
+            setting,
+            format!("'{value}' is not a whole number (0: no limit)"),
+        )
+    })?;
+    Ok(Some(n).filter(|n| *n > 0))
 }
 
 fn boolean(setting: &str, value: &str) -> Result<bool, ConfigError> {
@@ -489,6 +519,15 @@ impl Config {
                         format!("'{value}' is not a number of events per second"),
                     )
                 })?
+            }
+            "limits.max_connections" => {
+                self.limits.max_sessions = count(setting, value)?.map(|n| n as usize)
+            }
+            "limits.max_connections_per_address" => {
+                self.limits.max_sessions_per_address = count(setting, value)?.map(|n| n as usize)
+            }
+            "limits.handshakes_per_second" => {
+                self.limits.handshakes_per_second = count(setting, value)?
             }
             "admin.enabled" => self.admin.enabled = boolean(setting, value)?,
             "admin.auth" => self.admin.auth = boolean(setting, value)?,
@@ -836,6 +875,11 @@ mod tests {
                 vec!["--admin-password-hash", "changeit"],
                 vec![],
                 "admin.password_hash: not a bcrypt hash",
+            ),
+            (
+                vec!["--max-connections", "lots"],
+                vec![],
+                "limits.max_connections: 'lots' is not a whole number (0: no limit)",
             ),
             (
                 vec!["--admin-mode", "verbose"],

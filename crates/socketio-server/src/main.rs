@@ -215,7 +215,10 @@ fn build_io(
     redis: Option<&RedisConnection>,
     admin: Option<&AdminUi>,
 ) -> SocketIo {
-    let mut builder = SocketIo::builder().observer(metrics);
+    let refusals = metrics.clone();
+    let mut builder = SocketIo::builder()
+        .observer(metrics)
+        .on_connection_error(move |err| refusals.request_refused(err));
     if let Some(admin) = admin {
         builder = builder.observer(admin.observer());
     }
@@ -225,7 +228,8 @@ fn build_io(
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload)
         .transports(config.polling, config.websocket)
-        .serve_client(config.serve_client);
+        .serve_client(config.serve_client)
+        .connection_limits(config.limits);
     if !config.cors_origins.is_empty() {
         builder = builder.cors(Cors {
             origins: config.cors_origins.clone(),

@@ -115,6 +115,7 @@ fn escape(value: &str) -> String {
 #[derive(Default)]
 pub(crate) struct Metrics {
     handshakes: AtomicU64,
+    handshakes_refused: Labeled,
     connected: Labeled,
     refused: Labeled,
     disconnects: Labeled,
@@ -181,6 +182,12 @@ impl Observer for Metrics {
 }
 
 impl Metrics {
+    /// Counts a request the engine refused (the server's `on_connection_error`).
+    pub(crate) fn request_refused(&self, error: &socketio::ConnectionError) {
+        self.handshakes_refused
+            .add(&error.code.to_string(), &error.message, 1);
+    }
+
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
@@ -200,6 +207,14 @@ impl Metrics {
             "Sockets connected, per namespace.",
             "gauge",
             &["namespace"],
+        );
+        labeled(
+            o,
+            &self.handshakes_refused,
+            "socketio_requests_refused_total",
+            "Requests refused before a session, per reference code and message (connection limits, bad handshakes, unknown sessions).",
+            "counter",
+            &["code", "reason"],
         );
         labeled(
             o,

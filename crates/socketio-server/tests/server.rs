@@ -304,3 +304,34 @@ fn serves_the_browser_client_like_node_serve_client() {
     let _ = off.kill();
     let _ = off.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_refuse_and_are_counted() {
+    let (mut server, listen) = common::start_server(&[
+        "--max-connections",
+        "1",
+        "--handshakes-per-second",
+        "100",
+        "--log-level",
+        "warn",
+    ]);
+    let addr: SocketAddr = listen.parse().expect("addr");
+    let path = "/socket.io/?EIO=4&transport=websocket";
+    let _first = RawClient::connect(addr, path).await.expect("first fits");
+    let refused = RawClient::connect(addr, path)
+        .await
+        .err()
+        .expect("second refused");
+    assert!(refused.to_string().contains("403"), "{refused}");
+    let (status, body) = get(addr, "/socket.io/?EIO=4&transport=polling").expect("answer");
+    assert_eq!(status, 403);
+    assert_eq!(body, r#"{"code":4,"message":"Server full"}"#);
+    let (_, metrics) = get(addr, "/metrics").expect("metrics");
+    let line = r#"socketio_requests_refused_total{code="4",reason="Server full"} 2"#;
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "missing {line:?} in:\n{metrics}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

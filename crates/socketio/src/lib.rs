@@ -57,7 +57,7 @@ pub use adapter::{
 pub use binary::Binary;
 pub use encode::{EncodedPacket, EventPayload};
 pub use engineio::{
-    coalesce_writes, ConnectionError, Cors, Refusal, RequestInfo, Sid, TransportKind,
+    coalesce_writes, ConnectionError, Cors, Refusal, RequestInfo, SessionLimits, Sid, TransportKind,
 };
 pub use error::{
     AckError, AdapterError, ConnectError, EmitError, ExtractError, HandlerError, ServerAckError,

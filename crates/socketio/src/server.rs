@@ -296,6 +296,27 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Limits on new connections: per server, per remote address, handshakes per second. A
+    /// handshake over one is refused with HTTP 403 `{"code":4,"message":...}` naming the limit
+    /// (`Server full`, `Too many connections from this address`, `Too many handshakes`), which
+    /// the client sees as a `connect_error` and [`SocketIoBuilder::on_connection_error`]
+    /// reports.
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder()
+    ///     .connection_limits(socketio::SessionLimits {
+    ///         max_sessions: Some(10_000),
+    ///         max_sessions_per_address: Some(50),
+    ///         handshakes_per_second: Some(500),
+    ///     })
+    ///     .build();
+    /// # drop(io);
+    /// ```
+    pub fn connection_limits(mut self, limits: engineio::SessionLimits) -> Self {
+        self.config.engine.limits = limits;
+        self
+    }
+
     /// Calls `hook` for every request the server refuses before it reaches a session (Node's
     /// `io.engine.on("connection_error")`): the reference code and message, the method, URI and
     /// peer, so that an operator can see why clients fail to connect.

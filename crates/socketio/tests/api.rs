@@ -580,3 +580,94 @@ async fn refused_requests_reach_the_connection_error_hook_with_code_and_message(
         "one report per refusal, none for the accepted handshake"
     );
 }
+
+const WS: &str = "/socket.io/?EIO=4&transport=websocket";
+
+/// A WebSocket handshake from `local` (an address of 127.0.0.x), or the refusal's text.
+async fn ws_from(local: [u8; 4], addr: std::net::SocketAddr) -> Result<RawClient, String> {
+    let local = std::net::SocketAddr::from((local, 0));
+    RawClient::connect_from(Some(local), addr, WS)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_refuse_over_each_limit_and_free_up_again() {
+    let refusals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = refusals.clone();
+    let limited = |limits: socketio::SessionLimits| {
+        let record = record.clone();
+        build(move |b| {
+            b.connection_limits(limits).on_connection_error(move |err| {
+                record.lock().expect("lock").push(err.message.clone());
+            })
+        })
+    };
+
+    // Per server: two sessions, the third refused; one closes, a new one fits.
+    let io = limited(socketio::SessionLimits {
+        max_sessions: Some(2),
+        ..Default::default()
+    });
+    let addr = serve(&io).await;
+    let a = ws_from([127, 0, 0, 1], addr).await.expect("first");
+    let _b = ws_from([127, 0, 0, 2], addr).await.expect("second");
+    let refused = ws_from([127, 0, 0, 3], addr)
+        .await
+        .err()
+        .expect("third refused");
+    assert!(refused.contains("403"), "{refused}");
+    drop(a);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while io.connection_count() > 1 {
+        assert!(tokio::time::Instant::now() < deadline, "session not closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ws_from([127, 0, 0, 3], addr).await.expect("room again");
+
+    // Per address: two from 127.0.0.5, a third from it refused, others still welcome.
+    let io = limited(socketio::SessionLimits {
+        max_sessions_per_address: Some(2),
+        ..Default::default()
+    });
+    let addr = serve(&io).await;
+    let _c = ws_from([127, 0, 0, 5], addr).await.expect("1st from .5");
+    let _d = ws_from([127, 0, 0, 5], addr).await.expect("2nd from .5");
+    assert!(ws_from([127, 0, 0, 5], addr).await.is_err(), "3rd from .5");
+    ws_from([127, 0, 0, 6], addr)
+        .await
+        .expect("another address");
+
+    // Handshake rate: a burst of 3 at 3/s, the 4th at once refused, one more after 400 ms.
+    let io = limited(socketio::SessionLimits {
+        handshakes_per_second: Some(3),
+        ..Default::default()
+    });
+    let addr = serve(&io).await;
+    let mut kept = Vec::new();
+    for i in 0..3 {
+        kept.push(
+            ws_from([127, 0, 0, 10 + i], addr)
+                .await
+                .expect("in the burst"),
+        );
+    }
+    assert!(
+        ws_from([127, 0, 0, 20], addr).await.is_err(),
+        "over the rate"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ws_from([127, 0, 0, 21], addr)
+        .await
+        .expect("a token refilled");
+
+    assert_eq!(
+        *refusals.lock().expect("lock"),
+        [
+            "Server full",
+            "Too many connections from this address",
+            "Too many handshakes"
+        ],
+        "each refusal says which limit"
+    );
+}
