@@ -130,7 +130,16 @@ impl Auth {
     }
 
     /// Checks the handshake's `auth` payload and returns the user.
+    #[cfg(test)]
     pub(crate) fn verify(&self, auth: &serde_json::Value) -> Result<User, ConnectError> {
+        self.verify_until(auth).map(|(user, _)| user)
+    }
+
+    /// Like [`Auth::verify`], with the token's expiry (`exp`).
+    pub(crate) fn verify_until(
+        &self,
+        auth: &serde_json::Value,
+    ) -> Result<(User, std::time::SystemTime), ConnectError> {
         let Some(token) = auth
             .get("token")
             .and_then(|t| t.as_str())
@@ -139,14 +148,18 @@ impl Auth {
             return Err(refuse("No token provided", "NO_TOKEN"));
         };
         match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
-            Ok(data) => Ok(User {
-                name: data
-                    .claims
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| data.claims.sub.clone()),
-                id: data.claims.sub,
-            }),
+            Ok(data) => {
+                let exp = std::time::UNIX_EPOCH + std::time::Duration::from_secs(data.claims.exp);
+                let user = User {
+                    name: data
+                        .claims
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| data.claims.sub.clone()),
+                    id: data.claims.sub,
+                };
+                Ok((user, exp))
+            }
             Err(err) => Err(match err.kind() {
                 ErrorKind::ExpiredSignature => refuse("Token expired", "TOKEN_EXPIRED"),
                 ErrorKind::ImmatureSignature => refuse("Invalid token", "TOKEN_NOT_YET_VALID"),

@@ -113,19 +113,28 @@ impl RateLimit {
 
 /// Registers `/chat` with its auth middleware and handlers; `rate_limit` events per second per
 /// socket (0: no limit).
-pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>, rate_limit: u32) {
+pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>, rate_limit: u32, warn_before: Duration) {
+    let checker = auth.clone();
     io.of("/chat")
         .use_middleware(move |req: ConnectRequest| {
-            let verdict = auth.verify(req.auth_value());
+            let verdict = checker.verify_until(req.auth_value());
             async move {
-                req.insert(verdict?);
+                let (user, expires) = verdict?;
+                req.insert(user);
+                req.insert(TokenExpiry(expires));
                 Ok(())
             }
         })
-        .on_connection(move |socket: Socket| async move {
+        .on_connection(move |socket: Socket| {
+            let auth = auth.clone();
+            async move {
             let Some(user) = socket.get::<User>() else {
                 return;
             };
+            // The token is valid until its `exp`, not for the socket's whole life.
+            if let Some(TokenExpiry(expires)) = socket.get::<TokenExpiry>() {
+                socket.expire_at(expires, expiry_notice(warn_before));
+            }
             // Direct messages reach every socket of a user through this room, on every server.
             socket.join(user_room(&user.id));
             // What `members` reads back from the sockets of every server.
@@ -156,7 +165,61 @@ pub(crate) fn register(io: &SocketIo, auth: Arc<Auth>, rate_limit: u32) {
                 });
             }
             handlers(&socket);
-        });
+            refresh_handler(&socket, auth, warn_before);
+        }});
+}
+
+/// When the socket's token expires (see [`Socket::expire_at`]).
+#[derive(Clone, Copy)]
+struct TokenExpiry(std::time::SystemTime);
+
+fn expiry_notice(warn_before: Duration) -> socketio::ExpiryNotice {
+    socketio::ExpiryNotice::new("token-expiring", "token-expired", warn_before)
+        .message("token expired")
+}
+
+/// `refresh-token` (a fresh JWT for the same user): the socket's deadline moves to the new
+/// token's `exp`, rooms and all. A token that does not verify, or names another user, is
+/// refused and the socket is disconnected.
+fn refresh_handler(socket: &Socket, auth: Arc<Auth>, warn_before: Duration) {
+    socket.on(
+        "refresh-token",
+        move |socket: Socket, Data(token): Data<String>, ack: AckSender| {
+            let auth = auth.clone();
+            async move {
+                let current = me(&socket)?;
+                let verdict = auth
+                    .verify_until(&serde_json::json!({ "token": token }))
+                    .map_err(|e| (e.message, e.data))
+                    .and_then(|(user, exp)| {
+                        if user.id == current.id {
+                            Ok(exp)
+                        } else {
+                            Err(("Invalid token".to_owned(), Some(serde_json::json!({"code": "OTHER_USER"}))))
+                        }
+                    });
+                match verdict {
+                    Ok(exp) => {
+                        socket.expire_at(exp, expiry_notice(warn_before));
+                        let at = exp
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        ack.send(&serde_json::json!({"ok": true, "expires_at": socketio::iso_date(at)}))?;
+                    }
+                    Err((message, data)) => {
+                        tracing::info!(sid = %socket.id(), user = %current.id, %message, "refresh refused: disconnecting");
+                        let mut err = HandlerError::new(message);
+                        if let Some(data) = data {
+                            err = err.with_data(data);
+                        }
+                        let _ = ack.send_error(&err);
+                        socket.disconnect();
+                    }
+                }
+                Ok::<_, HandlerError>(())
+            }
+        },
+    );
 }
 
 fn handlers(socket: &Socket) {

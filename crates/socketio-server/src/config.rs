@@ -114,6 +114,9 @@ pub(crate) struct Config {
     pub(crate) auth_audience: Option<String>,
     /// `auth.dev`: without a secret, use a random one and issue development tokens.
     pub(crate) auth_dev: bool,
+    /// `auth.expiry_warning_ms`: how long before its token expires a socket gets
+    /// `token-expiring`.
+    pub(crate) auth_expiry_warning: Duration,
     /// `chat.rate_limit`: events per second each `/chat` socket may send (bursts of twice
     /// that); 0 turns the limit off.
     pub(crate) chat_rate_limit: u32,
@@ -189,6 +192,7 @@ impl Default for Config {
             auth_issuer: None,
             auth_audience: None,
             auth_dev: true,
+            auth_expiry_warning: Duration::from_millis(30_000),
             chat_rate_limit: 20,
             admin: AdminConfig::default(),
             limits: socketio::SessionLimits::default(),
@@ -252,6 +256,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("auth.issuer", "SOCKETIO_AUTH_ISSUER", "--auth-issuer"),
     ("auth.audience", "SOCKETIO_AUTH_AUDIENCE", "--auth-audience"),
     ("auth.dev", "SOCKETIO_AUTH_DEV", "--auth-dev"),
+    (
+        "auth.expiry_warning_ms",
+        "SOCKETIO_AUTH_EXPIRY_WARNING_MS",
+        "--auth-expiry-warning-ms",
+    ),
     (
         "chat.rate_limit",
         "SOCKETIO_CHAT_RATE_LIMIT",
@@ -512,6 +521,7 @@ impl Config {
                 self.auth_audience = Some(value.to_owned()).filter(|v| !v.is_empty())
             }
             "auth.dev" => self.auth_dev = boolean(setting, value)?,
+            "auth.expiry_warning_ms" => self.auth_expiry_warning = millis(setting, value)?,
             "chat.rate_limit" => {
                 self.chat_rate_limit = value.parse().map_err(|_| {
                     invalid(

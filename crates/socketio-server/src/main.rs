@@ -286,7 +286,12 @@ async fn run(config: Config) -> Result<(), Failure> {
         admin.attach(&io).map_err(|e| format!("admin: {e}"))?;
     }
     let auth = Arc::new(Auth::from_config(&config).map_err(|e| e.to_string())?);
-    chat::register(&io, auth.clone(), config.chat_rate_limit);
+    chat::register(
+        &io,
+        auth.clone(),
+        config.chat_rate_limit,
+        config.auth_expiry_warning,
+    );
     for ns in io.namespaces() {
         ns.ready()
             .await

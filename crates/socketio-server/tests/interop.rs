@@ -14,6 +14,8 @@ fn official_js_client_against_the_binary() {
         "socketio-rs",
         "--drain-ms",
         "800",
+        "--auth-expiry-warning-ms",
+        "1000",
         "--log-level",
         "warn",
     ]);

@@ -72,4 +72,4 @@ pub use namespace::Namespace;
 pub use observer::Observer;
 pub use operators::{BroadcastAckError, BroadcastOperator, SocketInfo};
 pub use server::{ErrorPolicy, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
-pub use socket::{AckSender, DisconnectReason, Socket, SocketWithTimeout};
+pub use socket::{AckSender, DisconnectReason, ExpiryNotice, Socket, SocketWithTimeout};

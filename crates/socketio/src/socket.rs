@@ -231,6 +231,8 @@ pub(crate) struct SocketInner {
     data: RwLock<Option<Box<serde_json::Value>>>,
     connected: AtomicBool,
     recovered: bool,
+    /// Bumped by every `expire_at`/`cancel_expiry`: a timer that sees another value is stale.
+    expiry: AtomicU64,
 }
 
 /// A client connected to a namespace. Cheap to clone; every clone is the same socket.
@@ -273,6 +275,7 @@ impl Socket {
             extensions: RwLock::new(extensions),
             data: RwLock::new(None),
             connected: AtomicBool::new(true),
+            expiry: AtomicU64::new(0),
             recovered,
         }))
     }
@@ -378,6 +381,73 @@ impl Socket {
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(listener));
         self.0.has_outgoing.store(true, Ordering::Release);
+    }
+
+    /// Ends the socket's validity at `at` (a credential's expiry): `notice.warn_before`
+    /// earlier it gets `notice.warning_event` with `{expires_at, in_ms}`, and at `at` it gets
+    /// `notice.expired_event` with `{message, expired_at}` and is disconnected with a
+    /// DISCONNECT (the client sees `io server disconnect` and does not reconnect by itself).
+    /// Calling it again (after a refresh) replaces the deadline; the socket keeps its rooms.
+    /// Needs a tokio runtime (one timer task per socket with a deadline).
+    ///
+    /// ```no_run
+    /// # fn f(socket: socketio::Socket) {
+    /// use std::time::{Duration, SystemTime};
+    /// let notice = socketio::ExpiryNotice::new("token-expiring", "token-expired", Duration::from_secs(30));
+    /// socket.expire_at(SystemTime::now() + Duration::from_secs(3600), notice);
+    /// # }
+    /// ```
+    pub fn expire_at(&self, at: std::time::SystemTime, notice: ExpiryNotice) {
+        let generation = self.0.expiry.fetch_add(1, Ordering::AcqRel) + 1;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(sid = %self.0.id, "expire_at outside a tokio runtime: no deadline set");
+            return;
+        };
+        let socket = Arc::downgrade(&self.0);
+        let instant = |t: std::time::SystemTime| {
+            tokio::time::Instant::now()
+                + t.duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+        };
+        let still = move |socket: &std::sync::Weak<SocketInner>| {
+            socket
+                .upgrade()
+                .map(Socket)
+                .filter(|s| s.connected() && s.0.expiry.load(Ordering::Acquire) == generation)
+        };
+        runtime.spawn(async move {
+            let warn_at = at.checked_sub(notice.warn_before).unwrap_or(at);
+            if warn_at > std::time::SystemTime::now() {
+                tokio::time::sleep_until(instant(warn_at)).await;
+                let Some(s) = still(&socket) else { return };
+                let left = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                let _ = s.emit(
+                    &notice.warning_event,
+                    &serde_json::json!({
+                        "expires_at": crate::handshake::iso_date(epoch_ms(at)),
+                        "in_ms": left.as_millis() as u64,
+                    }),
+                );
+            }
+            tokio::time::sleep_until(instant(at)).await;
+            let Some(s) = still(&socket) else { return };
+            let _ = s.emit(
+                &notice.expired_event,
+                &serde_json::json!({
+                    "message": notice.message,
+                    "expired_at": crate::handshake::iso_date(epoch_ms(at)),
+                }),
+            );
+            tracing::debug!(sid = %s.id(), "validity ended: disconnecting");
+            s.disconnect();
+        });
+    }
+
+    /// Removes the deadline set by [`Socket::expire_at`].
+    pub fn cancel_expiry(&self) {
+        self.0.expiry.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Registers a function called once when the socket disconnects, with the reason.
@@ -1029,6 +1099,47 @@ fn name_of((json, range): &(bytes::Bytes, std::ops::Range<usize>)) -> String {
         .and_then(|r| std::str::from_utf8(r).ok())
         .unwrap_or("");
     serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
+}
+
+/// What [`Socket::expire_at`] tells the client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExpiryNotice {
+    /// Sent `warn_before` the deadline.
+    pub warning_event: String,
+    /// Sent at the deadline, just before the DISCONNECT.
+    pub expired_event: String,
+    /// How long before the deadline the warning goes out.
+    pub warn_before: Duration,
+    /// The `message` of the expiry event.
+    pub message: String,
+}
+
+impl ExpiryNotice {
+    /// The two event names and the warning's lead time; the message is `expired`.
+    pub fn new(
+        warning_event: impl Into<String>,
+        expired_event: impl Into<String>,
+        warn_before: Duration,
+    ) -> Self {
+        ExpiryNotice {
+            warning_event: warning_event.into(),
+            expired_event: expired_event.into(),
+            warn_before,
+            message: "expired".into(),
+        }
+    }
+
+    /// Another message for the expiry event (`token expired`).
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+}
+
+fn epoch_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A socket with an ack timeout chosen for the next emit.

@@ -671,3 +671,51 @@ async fn connection_limits_refuse_over_each_limit_and_free_up_again() {
         "each refusal says which limit"
     );
 }
+
+#[tokio::test]
+async fn expire_at_warns_then_disconnects_unless_renewed() {
+    use std::time::SystemTime;
+    let io = SocketIo::builder().build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        let notice = socketio::ExpiryNotice::new("expiring", "expired", Duration::from_millis(200))
+            .message("token expired");
+        socket.expire_at(
+            SystemTime::now() + Duration::from_millis(400),
+            notice.clone(),
+        );
+        socket.on("renew", move |socket: Socket| {
+            let notice = notice.clone();
+            async move {
+                socket.expire_at(SystemTime::now() + Duration::from_secs(60), notice);
+            }
+        });
+    });
+    let addr = serve(&io).await;
+
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("client");
+    let warned = text(&mut client).await;
+    assert!(warned.starts_with(r#"42["expiring",{"#), "{warned}");
+    assert!(warned.contains(r#""in_ms":"#) && warned.contains(r#""expires_at":"#));
+    let expired = text(&mut client).await;
+    assert!(
+        expired.starts_with(r#"42["expired",{"expired_at":"#) && expired.contains("token expired"),
+        "{expired}"
+    );
+    assert_eq!(
+        text(&mut client).await,
+        "41",
+        "a DISCONNECT after the expiry event"
+    );
+
+    // Renewed before the deadline: no warning, no expiry.
+    let (mut renewed, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("client");
+    renewed.send_text(br#"42["renew"]"#).await.expect("send");
+    assert!(
+        nothing_within(&mut renewed, 800).await,
+        "a renewed socket stays"
+    );
+}

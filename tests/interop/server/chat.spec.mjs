@@ -141,6 +141,55 @@ describe("rate limit", () => {
   });
 });
 
+describe("live token expiry", () => {
+  // The server runs with auth.expiry_warning_ms = 1000.
+  const expiring = (sub, secs) => jwt({ sub, name: sub, exp: now() + secs });
+
+  it("warns, then disconnects when the token expires", async () => {
+    const s = chat({ token: expiring("eve", 3) });
+    // Subscribed up front: the expiry event and the DISCONNECT may arrive in one read.
+    const warned = once(s, "token-expiring", 5000);
+    const expiredEvent = once(s, "token-expired", 6000);
+    const disconnected = once(s, "disconnect", 7000);
+    await once(s, "connect");
+    const start = Date.now();
+    const warning = await warned;
+    assert.ok(warning.in_ms > 0 && warning.in_ms <= 1000, JSON.stringify(warning));
+    const expired = await expiredEvent;
+    assert.equal(expired.message, "token expired");
+    const reason = await disconnected;
+    assert.equal(reason, "io server disconnect", "no automatic reconnection with the dead token");
+    assert.ok(Date.now() - start < 4500, "promptly after exp");
+    assert.equal(s.active, false);
+  });
+
+  it("a refreshed token extends the socket, which keeps its rooms", async () => {
+    const s = chat({ token: expiring("fay", 3) });
+    await once(s, "connect");
+    await s.emitWithAck("join", "refreshers");
+    const refreshed = await s.emitWithAck("refresh-token", expiring("fay", 600));
+    assert.equal(refreshed.ok, true);
+    assert.ok(refreshed.expires_at);
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.ok(s.connected, "still connected after the first token's exp");
+    const members = await s.emitWithAck("members", "refreshers");
+    assert.deepEqual(members.map((m) => m.id), ["fay"]);
+  });
+
+  it("a bad refresh is refused and disconnects", async () => {
+    const s = chat({ token: expiring("gus", 600) });
+    await once(s, "connect");
+    const gone = once(s, "disconnect", 3000);
+    const answer = await s.emitWithAck("refresh-token", "not-a-jwt");
+    assert.equal(answer.error.message, "Invalid token");
+    assert.equal(await gone, "io server disconnect");
+    const other = chat({ token: expiring("hal", 600) });
+    await once(other, "connect");
+    const stolen = await other.emitWithAck("refresh-token", expiring("somebody-else", 600));
+    assert.equal(stolen.error.data.code, "OTHER_USER");
+  });
+});
+
 describe("graceful shutdown", () => {
   it("keeps serving through the drain period, then disconnects", async () => {
     const alice = await connected("alice");
