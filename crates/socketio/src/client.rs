@@ -13,6 +13,18 @@ use crate::packet::{decode, Packet, PacketType, Reassembler};
 use crate::server::{ServerConfig, ServerInner};
 use crate::socket::{DisconnectReason, Socket};
 
+/// A remote address as a span field (empty when unknown), formatted only if recorded.
+struct RemoteField(Option<std::net::SocketAddr>);
+
+impl std::fmt::Display for RemoteField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => Ok(()),
+        }
+    }
+}
+
 pub(crate) struct Client {
     pub(crate) session: Arc<Session>,
     pub(crate) config: Arc<ServerConfig>,
@@ -41,6 +53,15 @@ impl Client {
     }
 
     pub(crate) fn on_message(self: &Arc<Self>, message: Message) {
+        // Everything this message causes (handlers, their logs, their tasks) is in the
+        // connection's span; free when no subscriber wants it.
+        let span = tracing::info_span!(
+            "connection",
+            sid = %self.session.sid(),
+            transport = %self.session.transport().as_str(),
+            remote = %RemoteField(self.session.request().remote_addr),
+        );
+        let _entered = span.enter();
         if let Some(o) = &self.config.observer {
             if o.0.wants_traffic() {
                 o.0.message_in(match &message {

@@ -289,6 +289,8 @@ pub(crate) type DisconnectHandler =
 /// Polls `fut` once on the current thread; if it is not done, hands it to a tokio task.
 /// Panics are caught and logged: a failing handler never takes the connection down.
 pub(crate) fn run_inline(fut: impl Future<Output = ()> + Send + 'static) {
+    // The connection's and the event's spans go with the future if it outlives this call.
+    let fut = tracing::Instrument::instrument(fut, tracing::Span::current());
     let mut fut = CatchUnwind(Box::pin(fut));
     let mut cx = Context::from_waker(Waker::noop());
     if Pin::new(&mut fut).poll(&mut cx).is_pending() {

@@ -792,6 +792,9 @@ impl Socket {
         let Some(event) = packet.event_name().map(std::borrow::Cow::into_owned) else {
             return;
         };
+        let span =
+            tracing::info_span!("event", nsp = self.ns_name(), event = %event, ack = packet.id);
+        let _entered = span.enter();
         // The name again for error reports, without a copy: the raw JSON and its range.
         let name_src = (
             packet.args.json.clone(),
