@@ -12,6 +12,10 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub SocketAddr);
 
+/// Marks a request that came over this server's own TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OverTls;
+
 /// The handshake request of a session.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
@@ -32,7 +36,8 @@ pub struct RequestInfo {
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &http::request::Parts) -> RequestInfo {
         let remote_addr = parts.extensions.get::<RemoteAddr>().map(|r| r.0);
-        let secure = parts.uri.scheme_str() == Some("https")
+        let secure = parts.extensions.get::<OverTls>().is_some()
+            || parts.uri.scheme_str() == Some("https")
             || parts
                 .headers
                 .get("x-forwarded-proto")

@@ -47,7 +47,11 @@ pub use packet::Frame;
 pub use service::{
     inspect_head, serve, serve_engine, serve_with_shutdown, EngineService, HttpBody, HttpService,
 };
+#[cfg(feature = "tls")]
+pub use service::{serve_engine_tls, TlsSource};
 pub use session::{
     coalesce_writes, CloseReason, Handler, Message, SendError, Session, TransportKind,
 };
 pub use sid::{Sid, SidHasher, SidMap, SidSet};
+#[cfg(feature = "tls")]
+pub use tokio_rustls::rustls;

@@ -92,6 +92,41 @@ impl<B> HttpBody for B where
 {
 }
 
+/// Where [`serve_engine_tls`] takes its TLS settings for each new connection: replace what it
+/// holds (a certificate renewed on SIGHUP) and the next connections use it, open ones go on.
+#[cfg(feature = "tls")]
+pub type TlsSource =
+    std::sync::Arc<std::sync::RwLock<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>>;
+
+/// [`serve_engine`] over TLS (HTTPS and WSS, rustls): each accepted connection completes a TLS
+/// handshake with the settings `tls` holds at that moment, then is served by hyper (WebSocket
+/// upgrades included); requests are marked secure (`RequestInfo::secure`). A failed TLS
+/// handshake closes only that connection.
+#[cfg(feature = "tls")]
+pub async fn serve_engine_tls<S, B>(
+    listener: TcpListener,
+    tls: TlsSource,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: HttpService<B>,
+    B: HttpBody,
+{
+    accept_loop(listener, shutdown, move |stream, addr| {
+        let service = service.clone();
+        let config = tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        tokio::spawn(async move {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            match acceptor.accept(stream).await {
+                Ok(stream) => Box::pin(serve_hyper_as(stream, addr, service, true)).await,
+                Err(err) => tracing::debug!(%addr, %err, "TLS handshake failed"),
+            }
+        });
+    })
+    .await
+}
+
 /// Serves `engine` on `listener` until `shutdown` completes: WebSocket handshakes for the
 /// engine's path are answered directly (one write for the `101` answer and the open packet, no
 /// HTTP connection state kept), every other request is served by hyper with `service`.
@@ -269,8 +304,21 @@ where
     S: HttpService<B>,
     B: HttpBody,
 {
+    serve_hyper_as(io, addr, service, false).await;
+}
+
+/// `serve_hyper`, marking the requests as having come over TLS when `secure`.
+async fn serve_hyper_as<IO, S, B>(io: IO, addr: std::net::SocketAddr, service: S, secure: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: HttpService<B>,
+    B: HttpBody,
+{
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(RemoteAddr(addr));
+        if secure {
+            req.extensions_mut().insert(crate::handshake::OverTls);
+        }
         let mut service = service.clone();
         service.call(req)
     });

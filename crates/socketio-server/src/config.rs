@@ -71,6 +71,11 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     /// `server.path`: Socket.IO path.
     pub(crate) path: String,
+    /// `tls.cert_file` / `tls.key_file`: serve HTTPS and WSS with this PEM certificate chain
+    /// and private key (both or neither); SIGHUP reloads them.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// See `tls_cert`.
+    pub(crate) tls_key: Option<PathBuf>,
     /// `server.cors_origins`: allowed browser origins (comma-separated in env/flags).
     pub(crate) cors_origins: Vec<String>,
     /// `server.demo_page`: serve the chat page at `/`.
@@ -172,6 +177,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             path: "/socket.io/".into(),
             cors_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             demo_page: true,
             serve_client: true,
             ping_interval: Duration::from_millis(25_000),
@@ -231,6 +238,8 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "--max-payload",
     ),
     ("engine.transports", "SOCKETIO_TRANSPORTS", "--transports"),
+    ("tls.cert_file", "SOCKETIO_TLS_CERT_FILE", "--tls-cert-file"),
+    ("tls.key_file", "SOCKETIO_TLS_KEY_FILE", "--tls-key-file"),
     ("log.format", "SOCKETIO_LOG_FORMAT", "--log-format"),
     ("log.level", "SOCKETIO_LOG_LEVEL", "--log-level"),
     ("adapter.kind", "SOCKETIO_ADAPTER", "--adapter"),
@@ -448,6 +457,12 @@ impl Config {
                 self.path = value.to_owned();
             }
             "server.cors_origins" => self.cors_origins = list(value),
+            "tls.cert_file" => {
+                self.tls_cert = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
+            "tls.key_file" => {
+                self.tls_key = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
             "server.demo_page" => self.demo_page = boolean(setting, value)?,
             "server.serve_client" => self.serve_client = boolean(setting, value)?,
             "engine.ping_interval_ms" => self.ping_interval = millis(setting, value)?,
@@ -698,6 +713,12 @@ impl Config {
         for (setting, value) in flags {
             config.set(setting, &value)?;
         }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(invalid(
+                "tls.cert_file",
+                "tls.cert_file and tls.key_file go together",
+            ));
+        }
         if config.admin.enabled && config.admin.auth && config.admin.password_hash.is_none() {
             return Err(invalid(
                 "admin.password_hash",
@@ -885,6 +906,11 @@ mod tests {
                 vec!["--admin-password-hash", "changeit"],
                 vec![],
                 "admin.password_hash: not a bcrypt hash",
+            ),
+            (
+                vec!["--tls-cert-file", "cert.pem"],
+                vec![],
+                "tls.cert_file: tls.cert_file and tls.key_file go together",
             ),
             (
                 vec!["--max-connections", "lots"],

@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod config;
 mod metrics;
+mod tls;
 mod web;
 
 use std::process::ExitCode;
@@ -360,10 +361,15 @@ async fn run(config: Config) -> Result<(), Failure> {
             }),
         )
         .layer(io.layer());
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::source(cert.clone(), key.clone())?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("server.listen: cannot listen on {}: {e}", config.listen))?;
-    let base = format!("http://{}", config.listen);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{}", config.listen);
     if let Some(token) = auth.issue("dev", "Developer", 24 * 3600) {
         tracing::warn!(
             "development mode (no auth.secret or key): random secret for this run; tokens from \
@@ -414,7 +420,7 @@ async fn run(config: Config) -> Result<(), Failure> {
     // Then every client is disconnected and the listener closes.
     let (stopping, drained) = (ready.clone(), io.clone());
     let drain = config.drain;
-    engineio::serve_engine(listener, io.engine().clone(), app, async move {
+    let stop = async move {
         shutdown_signal().await;
         stopping.store(false, Ordering::Release);
         drained.engine().refuse_new_sessions();
@@ -430,9 +436,12 @@ async fn run(config: Config) -> Result<(), Failure> {
         drained.close().await;
         // Let the close frames and packets leave.
         tokio::time::sleep(Duration::from_millis(100)).await;
-    })
-    .await
-    .map_err(|e| Failure::Serve(format!("server: {e}")))?;
+    };
+    let served = match tls {
+        Some(tls) => engineio::serve_engine_tls(listener, tls, app, stop).await,
+        None => engineio::serve_engine(listener, io.engine().clone(), app, stop).await,
+    };
+    served.map_err(|e| Failure::Serve(format!("server: {e}")))?;
 
     if let Some(redis) = redis {
         redis.close().await;
