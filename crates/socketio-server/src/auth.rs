@@ -135,7 +135,7 @@ impl Auth {
         self.verify_until(auth).map(|(user, _)| user)
     }
 
-    /// Like [`Auth::verify`], with the token's expiry (`exp`).
+    /// Checks the handshake's `auth` payload; the user and the token's expiry (`exp`).
     pub(crate) fn verify_until(
         &self,
         auth: &serde_json::Value,
