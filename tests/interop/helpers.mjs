@@ -1,5 +1,6 @@
 // Shared helpers for the interop tests: connect with the official client and wait for events.
 import { io } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 
 export const URL = process.env.SIO_URL;
 export const RECOVERY_URL = process.env.SIO_RECOVERY_URL;
@@ -8,10 +9,13 @@ if (!URL || !RECOVERY_URL) {
   throw new Error("SIO_URL and SIO_RECOVERY_URL must be set (cargo test starts the servers)");
 }
 
+// SIO_PARSER=msgpack: every client speaks socket.io-msgpack-parser (the servers do too).
+const PARSER = process.env.SIO_PARSER === "msgpack" ? { parser: msgpackParser } : {};
+
 const opened = [];
 
 export function client(path = "/", opts = {}, base = URL) {
-  const socket = io(base + path, { forceNew: true, reconnection: false, ...opts });
+  const socket = io(base + path, { forceNew: true, reconnection: false, ...PARSER, ...opts });
   opened.push(socket);
   return socket;
 }

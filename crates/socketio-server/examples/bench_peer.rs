@@ -3,6 +3,7 @@
 //! `REDIS_URL`, default `redis://127.0.0.1:6379`). With `SOCKETIO_ADMIN=1` the server is
 //! instrumented for the Admin UI (namespace `/admin`, server id `NODE_NAME`, login `admin` with
 //! the bcrypt hash in `ADMIN_HASH`, or no login without it; sessions in Redis in a cluster).
+//! `SOCKETIO_PARSER=msgpack` speaks `socket.io-msgpack-parser`.
 //!
 //! Run: `cargo run --release -p socketio-server --example bench_peer`
 
@@ -280,7 +281,11 @@ async fn main() -> Result<(), BoxError> {
     );
     let cluster = std::env::var("SOCKETIO_ADAPTER").is_ok_and(|a| a != "memory");
     let mut admin_opts = admin_options(name);
-    let mut builder = with_adapter(SocketIo::builder(), &mut admin_opts).await?;
+    let parser = match std::env::var("SOCKETIO_PARSER").ok().as_deref() {
+        Some("msgpack") => socketio::Parser::MsgPack,
+        _ => socketio::Parser::Default,
+    };
+    let mut builder = with_adapter(SocketIo::builder().parser(parser), &mut admin_opts).await?;
     let admin = admin_opts.map(AdminUi::new).transpose()?;
     if let Some(admin) = &admin {
         builder = builder.observer(admin.observer());

@@ -80,6 +80,8 @@ pub(crate) struct Config {
     pub(crate) cors_origins: Vec<String>,
     /// `server.demo_page`: serve the chat page at `/`.
     pub(crate) demo_page: bool,
+    /// `server.parser`: `default` (JSON) or `msgpack` (`socket.io-msgpack-parser`).
+    pub(crate) parser: socketio::Parser,
     /// `server.serve_client`: serve the browser client at `<path>socket.io.min.js` and the
     /// other bundle files, as Node's `serveClient`.
     pub(crate) serve_client: bool,
@@ -181,6 +183,7 @@ impl Default for Config {
             tls_key: None,
             demo_page: true,
             serve_client: true,
+            parser: socketio::Parser::Default,
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
@@ -212,6 +215,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("server.listen", "SOCKETIO_LISTEN", "--listen"),
     ("server.path", "SOCKETIO_PATH", "--path"),
     ("server.demo_page", "SOCKETIO_DEMO_PAGE", "--demo-page"),
+    ("server.parser", "SOCKETIO_PARSER", "--parser"),
     (
         "server.serve_client",
         "SOCKETIO_SERVE_CLIENT",
@@ -465,6 +469,18 @@ impl Config {
             }
             "server.demo_page" => self.demo_page = boolean(setting, value)?,
             "server.serve_client" => self.serve_client = boolean(setting, value)?,
+            "server.parser" => {
+                self.parser = match value {
+                    "default" => socketio::Parser::Default,
+                    "msgpack" => socketio::Parser::MsgPack,
+                    _ => {
+                        return Err(invalid(
+                            setting,
+                            format!("'{value}' is not default or msgpack"),
+                        ))
+                    }
+                }
+            }
             "engine.ping_interval_ms" => self.ping_interval = millis(setting, value)?,
             "engine.ping_timeout_ms" => self.ping_timeout = millis(setting, value)?,
             "engine.max_payload" => {

@@ -230,6 +230,7 @@ fn build_io(
         .max_payload(config.max_payload)
         .transports(config.polling, config.websocket)
         .serve_client(config.serve_client)
+        .parser(config.parser)
         .connection_limits(config.limits);
     if !config.cors_origins.is_empty() {
         builder = builder.cors(Cors {

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use engineio::{Message, Session, Sid};
+use engineio::{Frame, Message, Session, Sid};
 
-use crate::encode::{encode_connect, encode_control, encode_event};
+use crate::encode::{encode_connect, encode_control, encode_event, EncodedPacket};
 use crate::handler::{run_inline, ConnectRequest};
 use crate::namespace::NsInner;
 use crate::packet::{decode, Packet, PacketType, Reassembler};
@@ -70,13 +70,22 @@ impl Client {
                 });
             }
         }
-        let complete = {
-            let mut reassembler = self.reassembler.lock().unwrap_or_else(|e| e.into_inner());
-            match message {
-                Message::Text(text) => {
-                    decode(text, &self.config.limits).and_then(|p| reassembler.text(p))
+        let complete = match (self.config.parser, message) {
+            (crate::Parser::MsgPack, Message::Binary(data)) => {
+                crate::msgpack::decode(&data, &self.config.limits).map(Some)
+            }
+            // The msgpack parser sends every packet as binary.
+            (crate::Parser::MsgPack, Message::Text(_)) => {
+                Err(crate::packet::ParseError::InvalidType)
+            }
+            (crate::Parser::Default, message) => {
+                let mut reassembler = self.reassembler.lock().unwrap_or_else(|e| e.into_inner());
+                match message {
+                    Message::Text(text) => {
+                        decode(text, &self.config.limits).and_then(|p| reassembler.text(p))
+                    }
+                    Message::Binary(data) => reassembler.binary(data),
                 }
-                Message::Binary(data) => reassembler.binary(data),
             }
         };
         match complete {
@@ -140,7 +149,7 @@ impl Client {
                 o.0.refused(&packet.nsp);
             }
             let body = r#"{"message":"Invalid namespace"}"#;
-            let _ = self.session.send(encode_control(
+            let _ = self.send_control(encode_control(
                 PacketType::ConnectError,
                 &packet.nsp,
                 Some(body),
@@ -208,7 +217,7 @@ impl Client {
                     if let Some(o) = &ns.observer {
                         o.refused(ns.name());
                     }
-                    let _ = self.session.send(encode_control(
+                    let _ = self.send_control(encode_control(
                         PacketType::ConnectError,
                         ns.name(),
                         Some(&body),
@@ -271,7 +280,7 @@ impl Client {
                 let _ = socket.send_encoded(&encoded, false);
             }
         }
-        let _ = self.session.send(encode_connect(ns.name(), id, pid));
+        let _ = self.send_control(encode_connect(ns.name(), id, pid));
         if let Some(o) = &ns.observer {
             if o.wants_socket_events() {
                 o.socket_connected(&socket);
@@ -287,6 +296,18 @@ impl Client {
             if let Err(err) = handler(socket.clone()).await {
                 tracing::warn!(sid = %id, nsp = ns.name(), error = %err.message, "connection handler failed");
             }
+        }
+    }
+
+    /// Queues a control packet (CONNECT reply, CONNECT_ERROR, DISCONNECT) in this server's
+    /// wire format.
+    pub(crate) fn send_control(&self, frame: Frame) -> Result<(), engineio::SendError> {
+        match self.config.parser {
+            crate::Parser::Default => self.session.send(frame),
+            crate::Parser::MsgPack => match EncodedPacket::new(frame, Vec::new()).msgpack_frame() {
+                Some(frame) => self.session.send(frame),
+                None => Ok(()),
+            },
         }
     }
 

@@ -176,10 +176,7 @@ pub(crate) fn encode_value_packet<T: Serialize + ?Sized>(
         fixed.extend_from_slice(&out[header_end..]);
         out = fixed;
     }
-    Ok(EncodedPacket {
-        text: Frame::Text(out.freeze()),
-        attachments,
-    })
+    Ok(EncodedPacket::new(Frame::Text(out.freeze()), attachments))
 }
 
 /// Where the data starts in `["event",data...`: just after the comma that ends the event name.
@@ -226,10 +223,10 @@ pub(crate) fn encode_raw_args_packet(
     }
     out.extend_from_slice(inner.as_bytes());
     out.extend_from_slice(b"]");
-    Ok(EncodedPacket {
-        text: Frame::Text(out.freeze()),
-        attachments: attachments.to_vec(),
-    })
+    Ok(EncodedPacket::new(
+        Frame::Text(out.freeze()),
+        attachments.to_vec(),
+    ))
 }
 
 /// A packet ready to queue: its text frame and attachment frames.
@@ -239,9 +236,28 @@ pub struct EncodedPacket {
     pub text: Frame,
     /// One binary frame per attachment.
     pub attachments: Vec<Bytes>,
+    /// The same packet for the msgpack parser, made once for all the recipients that need it.
+    pub(crate) msgpack: std::sync::OnceLock<Option<Frame>>,
 }
 
 impl EncodedPacket {
+    /// A packet of the default parser.
+    pub fn new(text: Frame, attachments: Vec<Bytes>) -> Self {
+        EncodedPacket {
+            text,
+            attachments,
+            msgpack: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The packet as one msgpack frame (made once, then shared by every recipient);
+    /// `None` for what is not a Socket.IO packet.
+    pub(crate) fn msgpack_frame(&self) -> Option<Frame> {
+        self.msgpack
+            .get_or_init(|| crate::msgpack::frame_of(self))
+            .clone()
+    }
+
     /// All frames in order (cheap clones of shared bytes).
     pub fn frames(&self) -> impl Iterator<Item = Frame> + '_ {
         std::iter::once(self.text.clone())
@@ -273,10 +289,7 @@ pub(crate) fn encode_json_packet(
         }
         _ => out.extend_from_slice(json),
     }
-    EncodedPacket {
-        text: Frame::Text(out.freeze()),
-        attachments: attachments.to_vec(),
-    }
+    EncodedPacket::new(Frame::Text(out.freeze()), attachments.to_vec())
 }
 
 /// Encodes an event payload for a namespace.

@@ -43,12 +43,14 @@ mod error;
 mod handler;
 mod handshake;
 mod local;
+pub mod msgpack;
 mod namespace;
 mod observer;
 mod operators;
 pub mod packet;
 mod server;
 mod socket;
+pub mod value;
 
 pub use adapter::{
     AckEvent, Adapter, BoxFuture, BroadcastFlags, BroadcastOptions, LocalAdapter, PersistedSession,
@@ -71,5 +73,5 @@ pub use local::{AckResponse, LocalNamespace, ServerAck, ServerEvent};
 pub use namespace::Namespace;
 pub use observer::Observer;
 pub use operators::{BroadcastAckError, BroadcastOperator, SocketInfo};
-pub use server::{ErrorPolicy, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
+pub use server::{ErrorPolicy, Parser, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
 pub use socket::{AckSender, DisconnectReason, ExpiryNotice, Socket, SocketWithTimeout};

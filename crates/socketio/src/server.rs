@@ -41,6 +41,18 @@ pub enum ErrorPolicy {
     LogOnly,
 }
 
+/// How Socket.IO packets are written on the wire, as Node's `parser` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Parser {
+    /// The default parser: JSON text, binary as attachments.
+    #[default]
+    Default,
+    /// `socket.io-msgpack-parser` 3: one msgpack message per packet, binary inline. Clients
+    /// must use the same parser.
+    MsgPack,
+}
+
 /// Socket.IO settings (Engine.IO settings included).
 #[derive(Clone, Debug)]
 pub(crate) struct ServerConfig {
@@ -52,6 +64,7 @@ pub(crate) struct ServerConfig {
     pub(crate) recovery: Option<RecoveryConfig>,
     pub(crate) observer: Option<ObserverRef>,
     pub(crate) connection_error: Option<ConnectionErrorHook>,
+    pub(crate) parser: Parser,
 }
 
 /// The `on_connection_error` callback, printable for the settings' `Debug`.
@@ -180,6 +193,7 @@ impl Default for SocketIoBuilder {
                 recovery: None,
                 observer: None,
                 connection_error: None,
+                parser: Parser::Default,
             },
             state: http::Extensions::new(),
             adapter: local_adapter_factory(),
@@ -293,6 +307,18 @@ impl SocketIoBuilder {
     /// report, in the order they were added. Called inline on the hot path; keep it cheap.
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observers.push(observer);
+        self
+    }
+
+    /// The wire format of Socket.IO packets (default JSON, or msgpack as
+    /// `socket.io-msgpack-parser`). Every client of this server must use the same.
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder().parser(socketio::Parser::MsgPack).build();
+    /// # drop(io);
+    /// ```
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.config.parser = parser;
         self
     }
 

@@ -746,7 +746,7 @@ impl Socket {
     /// Disconnects the socket from its namespace (the connection stays for other namespaces).
     pub fn disconnect(&self) {
         if self.connected() {
-            let _ = self.0.client.session.send(encode_control(
+            let _ = self.0.client.send_control(encode_control(
                 PacketType::Disconnect,
                 self.ns_name(),
                 None,
@@ -774,10 +774,9 @@ impl Socket {
             self.notify_outgoing(encoded);
         }
         let session = &self.0.client.session;
-        let result = if volatile {
-            session.send_all(encoded.frames(), true)
-        } else {
-            session.send_all(encoded.frames(), false)
+        let result = match self.0.client.config.parser {
+            crate::Parser::Default => session.send_all(encoded.frames(), volatile),
+            crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
         };
         match result {
             Ok(()) | Err(SendError::Dropped) => Ok(()),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socketio::{
-    AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, RecoveryConfig, Socket,
-    SocketIo,
+    AckSender, Binary, ConnectError, ConnectRequest, Data, HandlerError, Parser, RecoveryConfig,
+    Socket, SocketIo,
 };
 
 #[derive(Clone, Debug)]
@@ -148,8 +148,9 @@ fn handlers(socket: &Socket) {
     });
 }
 
-fn build(recovery: bool) -> SocketIo {
+fn build(recovery: bool, parser: Parser) -> SocketIo {
     let mut builder = SocketIo::builder()
+        .parser(parser)
         .ping_interval(Duration::from_millis(1000))
         .ping_timeout(Duration::from_millis(1000));
     if recovery {
@@ -181,8 +182,8 @@ fn build(recovery: bool) -> SocketIo {
     io
 }
 
-async fn start(recovery: bool) -> String {
-    let io = build(recovery);
+async fn start(recovery: bool, parser: Parser) -> String {
+    let io = build(recovery, parser);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -198,15 +199,16 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_js_client() {
+/// Runs every `tests/interop/*.test.mjs` against two servers (with and without recovery)
+/// speaking `parser`; the clients are told which parser to use.
+async fn run_suite(parser: Parser, parser_name: &'static str) {
     let dir = interop_dir();
     assert!(
         dir.join("node_modules/socket.io-client").exists(),
         "socket.io-client is not installed: run `npm ci --prefix tests/interop` first"
     );
-    let url = start(false).await;
-    let recovery_url = start(true).await;
+    let url = start(false, parser).await;
+    let recovery_url = start(true, parser).await;
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("--test")
@@ -214,6 +216,7 @@ async fn official_js_client() {
             .current_dir(&dir)
             .env("SIO_URL", url)
             .env("SIO_RECOVERY_URL", recovery_url)
+            .env("SIO_PARSER", parser_name)
             .output()
             .expect("node runs")
     })
@@ -225,10 +228,22 @@ async fn official_js_client() {
     eprintln!("{stderr}");
     assert!(
         output.status.success(),
-        "interop tests failed:\n{stdout}\n{stderr}"
+        "interop tests ({parser_name} parser) failed:\n{stdout}\n{stderr}"
     );
     assert!(
         stdout.contains("# fail 0") || stdout.contains("fail 0"),
         "no summary: {stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_js_client() {
+    run_suite(Parser::Default, "default").await;
+}
+
+/// The same suite (events, acks, binary, rooms, recovery, transports) with
+/// `socket.io-msgpack-parser` on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_js_client_with_the_msgpack_parser() {
+    run_suite(Parser::MsgPack, "msgpack").await;
 }
