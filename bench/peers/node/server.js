@@ -11,7 +11,9 @@ const nodeName = process.env.NODE_NAME || "node";
 async function main() {
   const httpServer = createServer();
   httpServer.on("connection", (socket) => socket.setNoDelay(true));
-  const io = new Server(httpServer);
+  // SOCKETIO_PARSER=msgpack: socket.io-msgpack-parser (the benchmark's msgpack echo).
+  const parser = process.env.SOCKETIO_PARSER === "msgpack" ? { parser: require("socket.io-msgpack-parser") } : {};
+  const io = new Server(httpServer, parser);
 
   if (adapter !== "memory") {
     const { createClient, createCluster } = require("redis");

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! sio-bench connect --addr 127.0.0.1:3000 [--pid P] [--n 10000] [--concurrency 100] [--hold-ms 2000]
-//! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw] [--rate R] [--warmup-ms 1000] [--duration-ms 5000]
+//! sio-bench echo    --addr ... [--clients 50] [--size 32] [--mode ack|noack|raw|msgpack] [--rate R] [--warmup-ms 1000] [--duration-ms 5000]
 //! sio-bench fanout  --addr ... [--addr2 B --pid2 P] [--receivers 1000] [--messages 200] [--rate 100] [--size 0 (bytes of data; 0: no padding)]
 //! sio-bench cluster [--out docs/cluster-benchmarks.md] [--repeat N] [--quick]
 //! sio-bench polling --addr ... [--clients 20] [--size 32] [--warmup-ms 1000] [--duration-ms 5000]
@@ -115,6 +115,7 @@ fn main() {
                     None | Some("ack") => EchoMode::Ack,
                     Some("noack") => EchoMode::NoAck,
                     Some("raw") => EchoMode::RawWebSocket,
+                    Some("msgpack") => EchoMode::MsgPackAck,
                     Some(_) => usage(),
                 };
                 let rate = flags.get("rate").and_then(|r| r.parse().ok());

@@ -84,6 +84,11 @@ pub struct Run {
     pub unit: &'static str,
     /// Whether the ceiling peer runs it (echo in raw mode).
     pub with_ceiling: bool,
+    /// Extra environment for every server of this run (the parser), and the peers that can
+    /// run it (all when empty).
+    pub server_env: &'static [(&'static str, &'static str)],
+    /// See `server_env`.
+    pub only_peers: &'static [&'static str],
 }
 
 /// The runs of a full report; `quick` shrinks them for a smoke test.
@@ -109,6 +114,8 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "server_cpu_us_per_handshake",
             unit: "µs server CPU per handshake",
             with_ceiling: false,
+            server_env: &[],
+            only_peers: &[],
         },
         Run {
             title: "echo with ack: 50 clients in closed loop, 32-byte payload",
@@ -126,6 +133,8 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "server_cpu_us_per_request",
             unit: "µs server CPU per request",
             with_ceiling: true,
+            server_env: &[],
+            only_peers: &[],
         },
         Run {
             title:
@@ -146,6 +155,8 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "latency.p99_us",
             unit: "µs p99 latency at 20k req/s",
             with_ceiling: false,
+            server_env: &[],
+            only_peers: &[],
         },
         Run {
             title: "echo without ack: 50 clients in closed loop, 32-byte payload",
@@ -163,6 +174,8 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "server_cpu_us_per_request",
             unit: "µs server CPU per request",
             with_ceiling: false,
+            server_env: &[],
+            only_peers: &[],
         },
         Run {
             title: "fanout: 1,000 sockets in one room, 200 broadcasts at 100/s",
@@ -178,6 +191,8 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "server_cpu_us_per_delivery",
             unit: "µs server CPU per delivery",
             with_ceiling: false,
+            server_env: &[],
+            only_peers: &[],
         },
         Run {
             title:
@@ -196,6 +211,28 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "server_cpu_us_per_delivery",
             unit: "µs server CPU per delivery",
             with_ceiling: false,
+            server_env: &[],
+            only_peers: &[],
+        },
+        Run {
+            title: "echo with ack, msgpack parser: 50 clients in closed loop, 32-byte payload",
+            args: a(&[
+                "echo",
+                "--clients",
+                "50",
+                "--size",
+                "32",
+                "--mode",
+                "msgpack",
+                "--duration-ms",
+                dur,
+            ]),
+            headline: "server_cpu_us_per_request",
+            unit: "µs server CPU per request",
+            with_ceiling: false,
+            server_env: &[("SOCKETIO_PARSER", "msgpack")],
+            // socketioxide's peer is built without its msgpack parser.
+            only_peers: &["socketio-rs", "node socket.io"],
         },
         Run {
             title: "polling: 20 long-polling clients, echo with ack",
@@ -211,6 +248,8 @@ pub fn runs(quick: bool) -> Vec<Run> {
             headline: "server_cpu_us_per_request",
             unit: "µs server CPU per request",
             with_ceiling: false,
+            server_env: &[],
+            only_peers: &[],
         },
     ]
 }
@@ -301,6 +340,15 @@ pub fn run_all(
                 if only_peers.is_some_and(|names| !names.split(',').any(|n| n == peer.name)) {
                     continue;
                 }
+                if !run.only_peers.is_empty() && !run.only_peers.contains(&peer.name) {
+                    continue;
+                }
+                let mut peer = peer.clone();
+                peer.env.extend(
+                    run.server_env
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                );
                 let mut args = run.args.clone();
                 if peer.ceiling {
                     if let Some(i) = args.iter().position(|a| a == "ack") {
@@ -501,7 +549,9 @@ fn write_report(
         } else {
             ""
         };
-        let paced = if run.args.iter().any(|a| a == "--rate") && run.args[0] == "echo" {
+        let paced = if run.args.iter().any(|a| a == "msgpack") {
+            "-msgpack"
+        } else if run.args.iter().any(|a| a == "--rate") && run.args[0] == "echo" {
             "-latency"
         } else {
             ""

@@ -162,6 +162,74 @@ pub enum EchoMode {
     NoAck,
     /// A plain WebSocket echo server: no handshake, any frame back is the reply.
     RawWebSocket,
+    /// `echo` with an ack, with `socket.io-msgpack-parser` (the server must speak it).
+    MsgPackAck,
+}
+
+/// A msgpack string (fixstr, str8, str16).
+fn mp_str(out: &mut Vec<u8>, s: &str) {
+    match s.len() {
+        n if n < 32 => out.push(0xa0 | n as u8),
+        n if n < 256 => out.extend_from_slice(&[0xd9, n as u8]),
+        n => out.extend_from_slice(&[0xda, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A msgpack unsigned integer in its smallest form.
+fn mp_uint(out: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=127 => out.push(n as u8),
+        128..=255 => out.extend_from_slice(&[0xcc, n as u8]),
+        256..=65_535 => out.extend_from_slice(&[0xcd, (n >> 8) as u8, n as u8]),
+        _ => {
+            out.push(0xce);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+    }
+}
+
+/// `{type, data, nsp: "/", id?}` as `socket.io-msgpack-parser` writes it.
+fn mp_packet(kind: u64, data: Option<(&str, &str)>, id: Option<u64>) -> Vec<u8> {
+    let mut out = vec![0x80 | (2 + u8::from(data.is_some()) + u8::from(id.is_some()))];
+    mp_str(&mut out, "type");
+    mp_uint(&mut out, kind);
+    if let Some((event, arg)) = data {
+        mp_str(&mut out, "data");
+        out.push(0x92);
+        mp_str(&mut out, event);
+        mp_str(&mut out, arg);
+    }
+    mp_str(&mut out, "nsp");
+    mp_str(&mut out, "/");
+    if let Some(id) = id {
+        mp_str(&mut out, "id");
+        mp_uint(&mut out, id);
+    }
+    out
+}
+
+/// Whether a msgpack packet is of `kind` (its `type` field, wherever the map has it).
+fn mp_is(frame: &[u8], kind: u8) -> bool {
+    frame
+        .windows(6)
+        .any(|w| w == [0xa4, b't', b'y', b'p', b'e', kind])
+}
+
+/// A WebSocket Socket.IO client speaking msgpack: the open packet, then CONNECT to `/`.
+async fn msgpack_client(addr: SocketAddr) -> std::io::Result<RawClient> {
+    let mut client = RawClient::connect(addr, "/socket.io/?EIO=4&transport=websocket").await?;
+    client.recv_text_timeout(Duration::from_secs(5)).await?;
+    client.send_binary(&mp_packet(0, None, None)).await?;
+    loop {
+        match client.recv().await? {
+            Some(engineio::ws_codec::Message::Binary(frame)) if mp_is(&frame, 0) => {
+                return Ok(client)
+            }
+            Some(_) => {}
+            None => return Err(std::io::Error::other("closed before CONNECT reply")),
+        }
+    }
 }
 
 /// `echo`: `clients` for `duration` after `warmup`, payload of `size` bytes; in closed loop, or
@@ -178,6 +246,7 @@ pub async fn echo(
     rate: Option<f64>,
 ) -> Value {
     let payload = Arc::new(format!("\"{}\"", "x".repeat(size)));
+    let arg = Arc::new("x".repeat(size));
     let start = Instant::now();
     let measure_from = start + warmup;
     let stop = measure_from + duration;
@@ -185,6 +254,7 @@ pub async fn echo(
     let mut tasks = Vec::new();
     for index in 0..clients {
         let (addr, payload, errors) = (target.addr, payload.clone(), errors.clone());
+        let arg = arg.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             // Per-client schedule when paced, phases spread evenly over one interval.
@@ -192,6 +262,7 @@ pub async fn echo(
             let mut next = interval.map(|i| start + i.mul_f64(index as f64 / clients as f64));
             let client = match mode {
                 EchoMode::RawWebSocket => RawClient::connect(addr, "/").await,
+                EchoMode::MsgPackAck => msgpack_client(addr).await,
                 _ => RawClient::socketio_handshake(addr, "")
                     .await
                     .map(|(c, _)| c),
@@ -203,25 +274,41 @@ pub async fn echo(
             let mut id = 0u64;
             while Instant::now() < stop {
                 let message = match mode {
-                    EchoMode::Ack => format!("42{id}[\"echo\",{payload}]"),
-                    _ => format!("42[\"echo\",{payload}]"),
+                    EchoMode::Ack => format!("42{id}[\"echo\",{payload}]").into_bytes(),
+                    EchoMode::MsgPackAck => mp_packet(2, Some(("echo", &arg)), Some(id)),
+                    _ => format!("42[\"echo\",{payload}]").into_bytes(),
                 };
                 if let (Some(due), Some(step)) = (next, interval) {
                     tokio::time::sleep_until(due.into()).await;
                     next = Some(due + step);
                 }
                 let t0 = Instant::now();
-                if client.send_text(message.as_bytes()).await.is_err() {
+                let sent = if mode == EchoMode::MsgPackAck {
+                    client.send_binary(&message).await
+                } else {
+                    client.send_text(&message).await
+                };
+                if sent.is_err() {
                     errors.fetch_add(1, Ordering::Relaxed);
                     return latencies;
                 }
                 loop {
-                    match client.recv_text_timeout(Duration::from_secs(5)).await {
-                        Ok(Some(text)) => {
-                            let done = match mode {
-                                EchoMode::Ack => text.starts_with(b"43"),
-                                EchoMode::NoAck => text.starts_with(b"42[\"echo\""),
-                                EchoMode::RawWebSocket => true,
+                    let reply = tokio::time::timeout(Duration::from_secs(5), client.recv()).await;
+                    match reply {
+                        Ok(Ok(Some(message))) => {
+                            let done = match (mode, &message) {
+                                (
+                                    EchoMode::MsgPackAck,
+                                    engineio::ws_codec::Message::Binary(frame),
+                                ) => mp_is(frame, 3),
+                                (EchoMode::Ack, engineio::ws_codec::Message::Text(text)) => {
+                                    text.starts_with(b"43")
+                                }
+                                (EchoMode::NoAck, engineio::ws_codec::Message::Text(text)) => {
+                                    text.starts_with(b"42[\"echo\"")
+                                }
+                                (EchoMode::RawWebSocket, _) => true,
+                                _ => false,
                             };
                             if done {
                                 break;
