@@ -290,7 +290,8 @@ impl Inner {
         if !matches {
             return Err(refused());
         }
-        let id = new_session_id();
+        // 16 hex characters, as Node's `randomBytes(8).toString("hex")`.
+        let id = socketio::random_id();
         if let Err(err) = self.options.store.save(&id).await {
             // The login still counts; only a page reload will ask for the password again.
             tracing::warn!(%err, "admin session not saved");
@@ -584,16 +585,8 @@ fn raw_json(args: &[u8]) -> Option<Box<serde_json::value::RawValue>> {
     serde_json::value::RawValue::from_string(text.to_owned()).ok()
 }
 
-/// 8 random bytes as 16 hex characters (Node's `randomBytes(8).toString("hex")`).
-fn new_session_id() -> String {
-    use rand::RngCore;
-    let mut raw = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut raw);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The machine's host name (Node's `os.hostname()`).
-fn hostname() -> String {
+/// The machine's host name (Node's `os.hostname()`): the default server id.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

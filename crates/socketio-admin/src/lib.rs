@@ -34,7 +34,7 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use instrument::AdminUi;
+pub use instrument::{hostname, AdminUi};
 pub use store::{InMemoryStore, SessionStore, StoreError};
 
 /// How much the instrumentation reports.

@@ -13,12 +13,7 @@ use crate::value::{
 pub const EMITTER_UID: &str = "emitter";
 
 /// 8 random bytes as 16 lowercase hex characters: Node's format for adapter uids and request ids.
-pub fn random_id() -> String {
-    use rand::RngCore;
-    let mut raw = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut raw);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use socketio::random_id;
 
 /// One message between servers.
 #[derive(Debug, Clone, PartialEq)]

@@ -196,12 +196,12 @@ fn build_admin(
     } else {
         Mode::Development
     })
-    .server_id(admin.server_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "localhost".into());
-        format!("{host}:{}", config.listen.port())
-    }));
+    .server_id(
+        admin
+            .server_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", socketio_admin::hostname(), config.listen.port())),
+    );
     if let Some(redis) = redis {
         options = options.store(Arc::new(RedisSessionStore::new(redis.clone())));
     }

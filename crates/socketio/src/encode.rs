@@ -265,6 +265,44 @@ impl EncodedPacket {
     }
 }
 
+/// The parts of an encoded packet's text frame: `4`, the type digit, [attachments `-`],
+/// [`/nsp,`], [ack id], then the JSON (possibly empty). What reads our own frames back (the
+/// observers' `event_sent`, the msgpack parser) reads them through this.
+pub(crate) struct EncodedHead<'a> {
+    /// The Socket.IO type digit's value (0-6).
+    pub(crate) kind: u8,
+    pub(crate) nsp: &'a str,
+    pub(crate) id: Option<u64>,
+    pub(crate) json: &'a [u8],
+}
+
+pub(crate) fn encoded_head(frame: &Frame) -> Option<EncodedHead<'_>> {
+    let Frame::Text(text) = frame else {
+        return None;
+    };
+    let rest = text.strip_prefix(b"4")?;
+    let (&kind, mut rest) = rest.split_first()?;
+    let kind = kind.checked_sub(b'0').filter(|k| *k <= 6)?;
+    if kind == 5 || kind == 6 {
+        let dash = rest.iter().position(|&b| b == b'-')?;
+        rest = &rest[dash + 1..];
+    }
+    let mut nsp = "/";
+    if rest.first() == Some(&b'/') {
+        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+        nsp = std::str::from_utf8(&rest[..end]).ok()?;
+        rest = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let id = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok();
+    Some(EncodedHead {
+        kind,
+        nsp,
+        id,
+        json: &rest[digits..],
+    })
+}
+
 /// Encodes an EVENT (or ACK when `kind` is `Ack`) with the given JSON array payload.
 /// `offset`, when given, is appended as a last string argument (connection state recovery).
 pub(crate) fn encode_json_packet(

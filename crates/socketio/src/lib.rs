@@ -73,5 +73,7 @@ pub use local::{AckResponse, LocalNamespace, ServerAck, ServerEvent};
 pub use namespace::Namespace;
 pub use observer::Observer;
 pub use operators::{BroadcastAckError, BroadcastOperator, SocketInfo};
-pub use server::{ErrorPolicy, Parser, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService};
+pub use server::{
+    random_id, ErrorPolicy, Parser, SocketIo, SocketIoBuilder, SocketIoLayer, SocketIoService,
+};
 pub use socket::{AckSender, DisconnectReason, ExpiryNotice, Socket, SocketWithTimeout};

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use engineio::Frame;
 use rmpv::Value;
 
-use crate::encode::EncodedPacket;
+use crate::encode::{encoded_head, EncodedPacket};
 use crate::packet::{Args, Limits, Packet, PacketType, ParseError, MAX_ACK_ID};
 use crate::value::{
     from_json, from_msgpack, payload_to_value, to_json, to_json_with_attachments, to_msgpack,
@@ -133,44 +133,10 @@ fn as_json(value: &Value) -> Value {
     }
 }
 
-/// The parts of an encoded packet's text (`4` + type [attachments `-`] [`/nsp,`] [id] JSON).
-struct Head<'a> {
-    kind: u8,
-    nsp: &'a str,
-    id: Option<u64>,
-    json: &'a [u8],
-}
-
-fn head(text: &[u8]) -> Option<Head<'_>> {
-    let rest = text.strip_prefix(b"4")?;
-    let (&kind, mut rest) = rest.split_first()?;
-    if kind == b'5' || kind == b'6' {
-        let dash = rest.iter().position(|&b| b == b'-')?;
-        rest = &rest[dash + 1..];
-    }
-    let mut nsp = "/";
-    if rest.first() == Some(&b'/') {
-        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
-        nsp = std::str::from_utf8(&rest[..end]).ok()?;
-        rest = rest.get(end + 1..).unwrap_or(&[]);
-    }
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let id = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok();
-    Some(Head {
-        kind: kind - b'0',
-        nsp,
-        id,
-        json: &rest[digits..],
-    })
-}
-
 /// The msgpack frame of a packet encoded for the default parser (same type, namespace, id and
 /// data; attachments inline). `None` for a frame that is not a Socket.IO packet.
 pub(crate) fn frame_of(encoded: &EncodedPacket) -> Option<Frame> {
-    let Frame::Text(text) = &encoded.text else {
-        return None;
-    };
-    let head = head(text)?;
+    let head = encoded_head(&encoded.text)?;
     let kind = match head.kind {
         5 => 2,
         6 => 3,

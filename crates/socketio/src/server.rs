@@ -410,7 +410,7 @@ impl SocketIoBuilder {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             adapter: self.adapter,
-            server_id: Arc::from(new_server_id()),
+            server_id: Arc::from(random_id()),
         });
         let bridge = Arc::new(Bridge {
             server: Arc::downgrade(&inner),
@@ -426,8 +426,14 @@ fn local_adapter_factory() -> AdapterFactory {
     Arc::new(|ns: LocalNamespace| Arc::new(LocalAdapter::new(ns)) as Arc<dyn Adapter>)
 }
 
-/// 8 random bytes as 16 lowercase hex characters, like Node's cluster adapter `uid`.
-fn new_server_id() -> String {
+/// 8 random bytes as 16 lowercase hex characters: Node's format for adapter uids, cluster
+/// request ids and Admin UI session ids.
+///
+/// ```
+/// let id = socketio::random_id();
+/// assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+/// ```
+pub fn random_id() -> String {
     use rand::RngCore;
     let mut raw = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut raw);

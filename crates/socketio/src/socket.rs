@@ -1065,26 +1065,11 @@ fn report_out(o: &dyn Observer, socket: &Socket, encoded: &EncodedPacket) {
     }
 }
 
-/// The JSON array of an encoded EVENT or BINARY_EVENT frame (`4` `2`|`5` [`N-`] [`/nsp,`]
-/// [ack id] `[...]`); `None` for other packets.
+/// The JSON array of an encoded EVENT or BINARY_EVENT frame; `None` for other packets.
 fn event_args(frame: &Frame) -> Option<&[u8]> {
-    let Frame::Text(text) = frame else {
-        return None;
-    };
-    let rest = match text.get(..2)? {
-        b"42" => &text[2..],
-        b"45" => {
-            let dash = text.iter().position(|&b| b == b'-')?;
-            &text[dash + 1..]
-        }
-        _ => return None,
-    };
-    let rest = match rest.first() {
-        Some(b'/') => &rest[rest.iter().position(|&b| b == b',')? + 1..],
-        _ => rest,
-    };
-    let start = rest.iter().position(|b| !b.is_ascii_digit())?;
-    Some(&rest[start..])
+    crate::encode::encoded_head(frame)
+        .filter(|head| matches!(head.kind, 2 | 5) && !head.json.is_empty())
+        .map(|head| head.json)
 }
 
 /// No allocation for the default `{}` (most sockets never set data).
