@@ -19,3 +19,6 @@ export function waitFor(emitter, event, pred = () => true, ms = 4000) {
 
 // Resolves once `socket` is connected.
 export const connected = (socket) => (socket.connected ? Promise.resolve() : waitFor(socket, "connect").then(() => {}));
+
+// The first argument of the next `event` on `emitter`, within `ms`.
+export const once = (emitter, event, ms = 3000) => waitFor(emitter, event, () => true, ms).then((args) => args[0]);

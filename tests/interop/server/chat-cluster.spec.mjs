@@ -3,30 +3,15 @@
 // crates/socketio-server/tests/cluster.rs with SIO_A_URL and SIO_B_URL.
 import { it, after } from "node:test";
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import { io } from "socket.io-client";
+import { jwt, now } from "./tokens.mjs";
+import { once } from "../wait.mjs";
 
 const [A, B, SECRET] = [process.env.SIO_A_URL, process.env.SIO_B_URL, process.env.SIO_SECRET];
 const opened = [];
 after(() => opened.forEach((s) => s.disconnect()));
 
-const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
-function token(sub) {
-  const head = b64url({ alg: "HS256", typ: "JWT" });
-  const body = b64url({ sub, name: sub, exp: Math.floor(Date.now() / 1000) + 600 });
-  const sig = crypto.createHmac("sha256", SECRET).update(`${head}.${body}`).digest("base64url");
-  return `${head}.${body}.${sig}`;
-}
-
-function once(emitter, event, ms = 3000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${event}' in ${ms} ms`)), ms);
-    emitter.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args[0]);
-    });
-  });
-}
+const token = (sub) => jwt({ sub, name: sub, exp: now() + 600 }, SECRET);
 
 async function user(base, name) {
   const socket = io(`${base}/chat`, { forceNew: true, reconnection: false, auth: { token: token(name) } });

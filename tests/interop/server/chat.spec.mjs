@@ -3,8 +3,9 @@
 // SIO_SECRET (HS256, issuer "socketio-rs") and SIO_SERVER_PID set.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import { io } from "socket.io-client";
+import { jwt as signed, now } from "./tokens.mjs";
+import { once } from "../wait.mjs";
 
 const URL = process.env.SIO_SERVER_URL;
 const SECRET = process.env.SIO_SECRET;
@@ -12,25 +13,8 @@ const PID = Number(process.env.SIO_SERVER_PID);
 const opened = [];
 after(() => opened.forEach((s) => s.disconnect()));
 
-const b64url = (obj) => Buffer.from(JSON.stringify(obj)).toString("base64url");
-function jwt(claims, secret = SECRET) {
-  const head = b64url({ alg: "HS256", typ: "JWT" });
-  const body = b64url({ iss: "socketio-rs", ...claims });
-  const sig = crypto.createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
-  return `${head}.${body}.${sig}`;
-}
-const now = () => Math.floor(Date.now() / 1000);
+const jwt = (claims, secret = SECRET) => signed({ iss: "socketio-rs", ...claims }, secret);
 const token = (sub, name = sub) => jwt({ sub, name, exp: now() + 600 });
-
-function once(emitter, event, ms = 3000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${event}' in ${ms} ms`)), ms);
-    emitter.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args[0]);
-    });
-  });
-}
 
 function chat(auth, opts = {}) {
   const socket = io(`${URL}/chat`, { forceNew: true, reconnection: false, auth, ...opts });

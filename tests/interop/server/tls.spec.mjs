@@ -10,30 +10,16 @@ import fs from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
 import { io } from "socket.io-client";
+import { jwt, now } from "./tokens.mjs";
+import { once as onceWithin } from "../wait.mjs";
 
 const { SIO_SERVER_URL: URL, SIO_SECRET: SECRET, SIO_SERVER_PID: PID, CERT_DIR } = process.env;
 const CA = [fs.readFileSync(path.join(CERT_DIR, "cert.pem")), fs.readFileSync(path.join(CERT_DIR, "cert2.pem"))];
 const opened = [];
 after(() => opened.forEach((s) => s.disconnect()));
 
-const b64url = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-function jwt(claims) {
-  const head = b64url({ alg: "HS256", typ: "JWT" });
-  const body = b64url(claims);
-  const sig = crypto.createHmac("sha256", SECRET).update(`${head}.${body}`).digest("base64url");
-  return `${head}.${body}.${sig}`;
-}
-const token = (sub) => jwt({ sub, name: sub, exp: Math.floor(Date.now() / 1000) + 600 });
-
-function once(emitter, event, ms = 4000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${event}' in ${ms} ms`)), ms);
-    emitter.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args[0]);
-    });
-  });
-}
+const token = (sub) => jwt({ sub, name: sub, exp: now() + 600 }, SECRET);
+const once = (emitter, event, ms = 4000) => onceWithin(emitter, event, ms);
 
 async function connect(user, transports) {
   const s = io(`${URL}/chat`, { forceNew: true, reconnection: false, transports, ca: CA, auth: { token: token(user) } });
