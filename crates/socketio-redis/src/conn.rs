@@ -146,6 +146,10 @@ impl std::fmt::Debug for RedisConnection {
     }
 }
 
+/// How long a plain command (an Admin UI session lookup) may wait for Redis.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) fn unavailable() -> AdapterError {
     AdapterError::backend("redis unavailable")
 }
@@ -344,7 +348,8 @@ impl RedisConnection {
     /// Cluster each node counts only its own subscribers, so the counts of every primary are
     /// summed, as Node's adapters do with node-redis.
     /// One plain command on the publishing connection (keys, not pub/sub), failing fast while
-    /// Redis is away. Routed by its first key in a Redis Cluster.
+    /// Redis is away, and after [`COMMAND_TIMEOUT`] when the link has not noticed yet that it
+    /// is. Routed by its first key in a Redis Cluster.
     #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) async fn command(
         &self,
@@ -357,7 +362,13 @@ impl RedisConnection {
         }
         let cmd =
             fred::types::CustomCommand::new_static(name, fred::types::ClusterHash::FirstKey, false);
-        client.custom(cmd, args).await.map_err(backend)
+        match tokio::time::timeout(COMMAND_TIMEOUT, client.custom(cmd, args)).await {
+            Ok(answer) => answer.map_err(backend),
+            Err(_) => Err(AdapterError::backend(format!(
+                "redis: no answer to {name} within {} ms",
+                COMMAND_TIMEOUT.as_millis()
+            ))),
+        }
     }
 
     pub(crate) async fn subscribers(
