@@ -77,9 +77,11 @@ pub(crate) struct OwnedHead;
 /// unless the standalone listener already did (`OwnedHead`). The WebSocket negotiation headers
 /// are left out: they describe the transport, not the client.
 fn owned_headers(headers: &HeaderMap, already_owned: bool) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
+    let kept = |name: &http::HeaderName| !name.as_str().starts_with("sec-websocket-");
+    // Exactly sized: the map lives as long as the session.
+    let mut out = HeaderMap::with_capacity(headers.keys().filter(|n| kept(n)).count());
     for (name, value) in headers {
-        if name.as_str().starts_with("sec-websocket-") {
+        if !kept(name) {
             continue;
         }
         if already_owned {
@@ -106,9 +108,10 @@ pub(crate) fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// Splits and percent-decodes a query string (`+` is a space, as in HTML forms).
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    raw_pairs(query)
-        .map(|(k, v)| (decode(k).into_owned(), decode(v).into_owned()))
-        .collect()
+    // Exactly sized: a session keeps its query as long as it lives.
+    let mut out = Vec::with_capacity(raw_pairs(query).count());
+    out.extend(raw_pairs(query).map(|(k, v)| (decode(k).into_owned(), decode(v).into_owned())));
+    out
 }
 
 /// Percent-decodes one query component, borrowing it when there is nothing to decode. Invalid

@@ -111,8 +111,61 @@ pub trait Handler: Send + Sync + 'static {
     fn on_connection_error(&self, _error: &crate::ConnectionError) {}
 }
 
+/// The frames waiting for a client, in order. The first is held inline: a queue seldom holds
+/// more than one frame at a time, so most sessions never allocate one (an idle connection keeps
+/// none).
+#[derive(Default)]
+pub(crate) struct FrameQueue {
+    /// `None` only when the queue is empty.
+    first: Option<Frame>,
+    rest: VecDeque<Frame>,
+}
+
+impl FrameQueue {
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push_back(&mut self, frame: Frame) {
+        if self.first.is_none() {
+            self.first = Some(frame);
+        } else {
+            self.rest.push_back(frame);
+        }
+    }
+
+    fn front(&self) -> Option<&Frame> {
+        self.first.as_ref()
+    }
+
+    fn pop_front(&mut self) -> Option<Frame> {
+        let front = self.first.take();
+        self.first = self.rest.pop_front();
+        front
+    }
+
+    /// Keeps the first `len` frames.
+    fn truncate(&mut self, len: usize) {
+        match len {
+            0 => *self = FrameQueue::default(),
+            n => self.rest.truncate(n - 1),
+        }
+    }
+
+    /// Gives back the room of a large burst once it is written.
+    fn shrink_if_empty(&mut self) {
+        if self.is_empty() && self.rest.capacity() > 64 {
+            self.rest = VecDeque::new();
+        }
+    }
+}
+
 pub(crate) struct State {
-    pub(crate) frames: VecDeque<Frame>,
+    pub(crate) frames: FrameQueue,
     pub(crate) queued_bytes: usize,
     pub(crate) transport: TransportKind,
     pub(crate) closed: Option<CloseReason>,
@@ -225,7 +278,7 @@ impl Session {
             sid,
             request,
             state: Mutex::new(State {
-                frames: VecDeque::new(),
+                frames: FrameQueue::default(),
                 queued_bytes: 0,
                 transport,
                 closed: None,
@@ -405,9 +458,7 @@ impl Session {
             }
         }
         state.queued_bytes -= taken;
-        if state.frames.is_empty() && state.frames.capacity() > 64 {
-            state.frames = VecDeque::new();
-        }
+        state.frames.shrink_if_empty();
     }
 
     /// Closes the session (`forced close`) at `deadline` unless [`Session::cancel_close_at`] is
@@ -554,5 +605,42 @@ pub(crate) async fn heartbeat(session: Arc<Session>, timeout: std::time::Duratio
             // A pong (or a new close deadline) moves the schedule.
             _ = session.pong.notified() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &'static str) -> Frame {
+        Frame::Text(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn drain(queue: &mut FrameQueue) -> Vec<Frame> {
+        std::iter::from_fn(|| queue.pop_front()).collect()
+    }
+
+    #[test]
+    fn frame_queue_keeps_order_and_allocates_only_for_bursts() {
+        let mut queue = FrameQueue::default();
+        assert!(queue.is_empty() && queue.front().is_none());
+        queue.push_back(text("4a"));
+        assert_eq!((queue.len(), queue.rest.capacity()), (1, 0));
+        assert_eq!(drain(&mut queue), vec![text("4a")]);
+        for s in ["4a", "4b", "4c"] {
+            queue.push_back(text(s));
+        }
+        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.front(), Some(&text("4a")));
+        assert_eq!(drain(&mut queue), vec![text("4a"), text("4b"), text("4c")]);
+        assert!(queue.is_empty());
+        for s in ["4a", "4b", "4c"] {
+            queue.push_back(text(s));
+        }
+        queue.truncate(2);
+        assert_eq!(drain(&mut queue), vec![text("4a"), text("4b")]);
+        queue.push_back(text("4d"));
+        queue.truncate(0);
+        assert_eq!(queue.len(), 0);
     }
 }

@@ -66,8 +66,11 @@ pub(crate) fn accept<B: Send + 'static>(
         *res.status_mut() = StatusCode::BAD_REQUEST;
         return res;
     };
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    // Boxed: what the task captures stays in it for the connection's life; locals taken out
+    // of the box do not outlive their use.
+    let upgrading = Box::new((hyper::upgrade::on(&mut req), engine, target));
     tokio::spawn(async move {
+        let (on_upgrade, engine, target) = *upgrading;
         match on_upgrade.await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
@@ -99,13 +102,13 @@ thread_local! {
 
 /// What a connection task reads and writes: any byte stream, and for a plain TCP stream also
 /// the stream itself, which senders may then write to directly (see [`write_through`]).
-trait ConnIo: AsyncRead + AsyncWrite + Unpin {
+trait ConnIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn wire(&self) -> Option<Arc<TcpStream>> {
         None
     }
 }
 
-impl<T: hyper::rt::Read + hyper::rt::Write + Unpin> ConnIo for TokioIo<T> {}
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static> ConnIo for TokioIo<T> {}
 
 /// A TCP stream shared between its connection task and the session's senders. Reads and writes
 /// go through readiness and non-blocking calls, which take `&TcpStream`.
@@ -236,36 +239,72 @@ impl<IO: ConnIo> Conn<IO> {
 
 /// The listener's direct path: the `101` answer goes out with the first frames (the open
 /// packet for a new session) in one write.
-pub(crate) async fn run_direct(
+pub(crate) fn run_direct(
     engine: Arc<EngineInner>,
     io: TcpStream,
     leftover: Bytes,
     target: Target,
     head: Bytes,
-) {
-    run_with(
+) -> impl std::future::Future<Output = ()> + Send {
+    connection(Box::pin(open(
         engine,
         SharedStream(Arc::new(io)),
         leftover,
         target,
         Some(head),
-    )
-    .await;
+    )))
 }
 
-async fn run<IO: ConnIo>(engine: Arc<EngineInner>, io: IO, leftover: Bytes, target: Target) {
-    run_with(engine, io, leftover, target, None).await;
+fn run<IO: ConnIo>(
+    engine: Arc<EngineInner>,
+    io: IO,
+    leftover: Bytes,
+    target: Target,
+) -> impl std::future::Future<Output = ()> + Send {
+    connection(Box::pin(open(engine, io, leftover, target, None)))
 }
 
-async fn run_with<IO: ConnIo>(
+/// What a connection's task holds for its whole life: the connection, its session, and the
+/// main loop's state. The opening (arguments, probe, refusals) runs in a boxed future that is
+/// freed before the main loop starts: an `async fn` keeps room for its arguments as long as it
+/// runs, which here would be more than the rest of the connection's state.
+async fn connection<IO: ConnIo>(opening: Pin<Box<impl Opening<IO>>>) {
+    let Some((mut conn, session, ping_timeout)) = opening.await else {
+        return;
+    };
+    let reason = serve(&mut conn, &session, ping_timeout).await;
+    session.close_with(reason);
+    // Senders stop writing (the session is closed); the close frame goes behind whatever one
+    // of them left unfinished.
+    session.lock().wire = None;
+    let mut close = BytesMut::new();
+    ws_codec::encode_close(1000, &mut close);
+    let _ = write_own_frame(&mut conn, &session, &close).await;
+    let _ = conn.io.shutdown().await;
+}
+
+/// The future of [`open`].
+trait Opening<IO>:
+    std::future::Future<Output = Option<(Conn<IO>, Arc<Session>, std::time::Duration)>> + Send
+{
+}
+
+impl<IO, F> Opening<IO> for F where
+    F: std::future::Future<Output = Option<(Conn<IO>, Arc<Session>, std::time::Duration)>> + Send
+{
+}
+
+/// Opens the connection's session (a new one, or the upgrade of a polling one after the probe),
+/// or refuses it; `None` when the connection is done with.
+async fn open<IO: ConnIo>(
     engine: Arc<EngineInner>,
     io: IO,
     leftover: Bytes,
     target: Target,
     preamble: Option<Bytes>,
-) {
+) -> Option<(Conn<IO>, Arc<Session>, std::time::Duration)> {
     // Copy what hyper read past the request, then let go of hyper's whole read buffer, which
-    // `leftover` points into (kept as a parameter it would live as long as the connection).
+    // `leftover` points into.
     let buf = if leftover.is_empty() {
         BytesMut::new()
     } else {
@@ -281,9 +320,7 @@ async fn run_with<IO: ConnIo>(
     if !matches!(target, Target::New(_)) {
         // Probe and refusal write frames of their own: the answer goes first, alone.
         if let Some(head) = conn.preamble.take() {
-            if conn.io.write_all(&head).await.is_err() {
-                return;
-            }
+            conn.io.write_all(&head).await.ok()?;
         }
     }
     let session = match target {
@@ -291,13 +328,12 @@ async fn run_with<IO: ConnIo>(
             let mut out = BytesMut::new();
             ws_codec::encode_close(1008, &mut out);
             let _ = conn.io.write_all(&out).await;
-            return;
+            return None;
         }
         Target::New(info) => engine.open(info, TransportKind::WebSocket),
         Target::Upgrade(session) => {
             let timeout = engine.config.upgrade_timeout;
-            // Boxed: the probe's state is only needed during the upgrade, not in every idle task.
-            match tokio::time::timeout(timeout, Box::pin(probe(&mut conn, &session))).await {
+            match tokio::time::timeout(timeout, probe(&mut conn, &session)).await {
                 Ok(Ok(())) => {
                     // From now on this task drives the heartbeat; the polling one stops.
                     if let Some(task) = session.heartbeat.get() {
@@ -322,20 +358,12 @@ async fn run_with<IO: ConnIo>(
                     let mut out = BytesMut::new();
                     ws_codec::encode_close(1000, &mut out);
                     let _ = conn.io.write_all(&out).await;
-                    return;
+                    return None;
                 }
             }
         }
     };
-    let reason = serve(&mut conn, &session, engine.config.ping_timeout).await;
-    session.close_with(reason);
-    // Senders stop writing (the session is closed); the close frame goes behind whatever one
-    // of them left unfinished.
-    session.lock().wire = None;
-    let mut close = BytesMut::new();
-    ws_codec::encode_close(1000, &mut close);
-    let _ = write_own_frame(&mut conn, &session, &close).await;
-    let _ = conn.io.shutdown().await;
+    Some((conn, session, engine.config.ping_timeout))
 }
 
 /// The upgrade exchange: `2probe` → `3probe`, pending poll ends with `6`, then `5` switches.
@@ -667,61 +695,87 @@ async fn wait_closed(session: &Session, first: tokio::sync::futures::Notified<'_
     }
 }
 
+/// Hands the data messages at the front of the read buffer to the session, in one coalescing
+/// scope: what the handlers broadcast meanwhile leaves in one write per recipient. Returns what
+/// ended the batch, to be handled after it, in order: a control frame, an invalid frame, or
+/// `None` when the buffer holds no complete message. Not `async`, so that none of this is part
+/// of the connection task's state.
+fn hand_up<IO: ConnIo>(
+    conn: &mut Conn<IO>,
+    session: &Arc<Session>,
+) -> Result<Option<Result<Message, ws_codec::WsError>>, CloseReason> {
+    // The first message needs no allocation (most reads carry one).
+    let (mut first, mut rest) = (None, Vec::new());
+    let mut push = |packet| match first {
+        None => first = Some(packet),
+        Some(_) => rest.push(packet),
+    };
+    let stop = loop {
+        match conn.decoder.decode(&mut conn.buf) {
+            Ok(Some(Message::Text(text))) => push(Packet::decode_text(text).map_err(|err| {
+                tracing::debug!(sid = %session.sid(), %err, "invalid packet");
+                CloseReason::ParseError
+            })),
+            Ok(Some(Message::Binary(bin))) => push(Ok(Packet::Binary(bin))),
+            Ok(Some(Message::Pong(_))) => {}
+            Ok(Some(other)) => break Some(Ok(other)),
+            Ok(None) => break None,
+            Err(err) => break Some(Err(err)),
+        }
+    };
+    if first.is_some() {
+        let _dispatching = Dispatching::enter(session);
+        crate::session::coalesce_writes(|| {
+            first
+                .into_iter()
+                .chain(rest)
+                .try_for_each(|packet| session.receive(packet?))
+        })?;
+    }
+    Ok(stop)
+}
+
 /// Hands every complete message in the read buffer to the session.
 async fn drain_messages<IO: ConnIo>(
     conn: &mut Conn<IO>,
     session: &Arc<Session>,
 ) -> Result<(), CloseReason> {
+    let Some(stop) = hand_up(conn, session)? else {
+        return Ok(());
+    };
+    // Control frames and invalid ones are rare: their handling is boxed, so that none of its
+    // state is part of every connection task.
+    Box::pin(handle_stops(conn, session, stop)).await
+}
+
+/// Handles what ended a batch of data messages, then goes on with the rest of the buffer.
+async fn handle_stops<IO: ConnIo>(
+    conn: &mut Conn<IO>,
+    session: &Arc<Session>,
+    mut stop: Result<Message, ws_codec::WsError>,
+) -> Result<(), CloseReason> {
     loop {
-        // Every data message already read is handed up in one coalescing scope: what the
-        // handlers broadcast meanwhile leaves in one write per recipient. Control frames and
-        // errors end the batch and are handled after it, in order.
-        // The first message needs no allocation (most reads carry one).
-        let (mut first, mut rest) = (None, Vec::new());
-        let mut push = |packet| match first {
-            None => first = Some(packet),
-            Some(_) => rest.push(packet),
-        };
-        let stop = loop {
-            match conn.decoder.decode(&mut conn.buf) {
-                Ok(Some(Message::Text(text))) => push(Packet::decode_text(text).map_err(|err| {
-                    tracing::debug!(sid = %session.sid(), %err, "invalid packet");
-                    CloseReason::ParseError
-                })),
-                Ok(Some(Message::Binary(bin))) => push(Ok(Packet::Binary(bin))),
-                Ok(Some(Message::Pong(_))) => {}
-                Ok(Some(other)) => break Some(Ok(other)),
-                Ok(None) => break None,
-                Err(err) => break Some(Err(err)),
-            }
-        };
-        if first.is_some() {
-            let _dispatching = Dispatching::enter(session);
-            crate::session::coalesce_writes(|| {
-                first
-                    .into_iter()
-                    .chain(rest)
-                    .try_for_each(|packet| session.receive(packet?))
-            })?;
-        }
         match stop {
-            None => return Ok(()),
-            Some(Ok(Message::Ping(data))) => {
+            Ok(Message::Ping(data)) => {
                 let mut pong = BytesMut::new();
                 ws_codec::encode_frame(OpCode::Pong, &data, &mut pong);
                 write_own_frame(conn, session, &pong)
                     .await
                     .map_err(|_| CloseReason::TransportError)?;
             }
-            Some(Ok(Message::Close(_))) => return Err(CloseReason::TransportClose),
-            Some(Ok(_)) => {}
-            Some(Err(err)) => {
+            Ok(Message::Close(_)) => return Err(CloseReason::TransportClose),
+            Ok(_) => {}
+            Err(err) => {
                 tracing::debug!(sid = %session.sid(), %err, "invalid websocket frame");
                 let mut out = BytesMut::new();
                 ws_codec::encode_close(err.close_code(), &mut out);
                 let _ = write_own_frame(conn, session, &out).await;
                 return Err(CloseReason::ParseError);
             }
+        }
+        match hand_up(conn, session)? {
+            None => return Ok(()),
+            Some(next) => stop = next,
         }
     }
 }

@@ -627,19 +627,21 @@ impl LocalAdapter {
     pub fn add_all(&self, sid: Sid, rooms: &[Room]) {
         let observer = self.ns.socket_observer();
         let mut joined = Vec::new();
+        // A socket's own room is implicit (see `matching_sids`): reported, never stored, so
+        // that a socket in no other room has no index entry at all.
+        let own = |room: &Room| **room == *sid.as_str();
         {
             let mut index = self.write();
             for room in rooms {
-                let new = index.rooms.entry(room.clone()).or_default().insert(sid);
+                let new = own(room) || index.rooms.entry(room.clone()).or_default().insert(sid);
                 if new && observer.is_some() {
                     joined.push(room.clone());
                 }
             }
-            index
-                .sids
-                .entry(sid)
-                .or_default()
-                .extend(rooms.iter().cloned());
+            let mut explicit = rooms.iter().filter(|r| !own(r)).peekable();
+            if explicit.peek().is_some() {
+                index.sids.entry(sid).or_default().extend(explicit.cloned());
+            }
         }
         if let Some(o) = observer {
             for room in &joined {
@@ -673,9 +675,7 @@ impl LocalAdapter {
     pub fn del_all(&self, sid: Sid) {
         let rooms = {
             let mut index = self.write();
-            let Some(rooms) = index.sids.remove(&sid) else {
-                return;
-            };
+            let rooms = index.sids.remove(&sid).unwrap_or_default();
             for room in &rooms {
                 if let Some(members) = index.rooms.get_mut(room) {
                     members.remove(&sid);
@@ -687,6 +687,7 @@ impl LocalAdapter {
             rooms
         };
         if let Some(o) = self.ns.socket_observer() {
+            o.room_left(self.ns.name(), &Room::from(sid.as_str()), sid);
             for room in &rooms {
                 o.room_left(self.ns.name(), room, sid);
             }
@@ -879,5 +880,17 @@ mod tests {
         );
         assert!(!adapter.local_rooms().contains(&room("r1")));
         assert!(!adapter.has_room("r1"));
+        // A socket's own room is implicit: joining it (as every socket does) stores nothing.
+        let d = Sid::generate();
+        adapter.add_all(d, &[Room::from(d.as_str()), room("r4")]);
+        assert!(!adapter.read().rooms.contains_key(d.as_str()));
+        assert_eq!(adapter.read().sids.get(&d).map(|r| r.len()), Some(1));
+        assert_eq!(
+            adapter.socket_rooms(d),
+            vec![Room::from(d.as_str()), room("r4")]
+        );
+        adapter.del_all(d);
+        assert!(!adapter.read().sids.contains_key(&d));
+        assert!(!adapter.has_room("r4"));
     }
 }
