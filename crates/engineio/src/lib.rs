@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+mod coalesce;
 mod config;
 mod engine;
 mod handshake;
@@ -38,6 +39,7 @@ mod sid;
 mod transport_ws;
 pub mod ws_codec;
 
+pub use coalesce::{coalesce_writes, deferred_flushes};
 pub use config::{
     AllowFuture, AllowRequest, Cors, EngineConfig, Refusal, SessionLimits, StaticFile, Transports,
 };
@@ -49,9 +51,7 @@ pub use service::{
 };
 #[cfg(feature = "tls")]
 pub use service::{serve_engine_tls, TlsSource};
-pub use session::{
-    coalesce_writes, CloseReason, Handler, Message, SendError, Session, TransportKind,
-};
+pub use session::{CloseReason, Handler, Message, SendError, Session, TransportKind};
 pub use sid::{Sid, SidHasher, SidMap, SidSet};
 #[cfg(feature = "tls")]
 pub use tokio_rustls::rustls;

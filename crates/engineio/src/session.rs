@@ -191,7 +191,7 @@ pub(crate) struct State {
     pub(crate) wire_busy: bool,
     /// The rest of a write-through the socket did not take; the connection task writes it first.
     pub(crate) pending_wire: Option<BytesMut>,
-    /// A [`coalesce_writes`] scope will write the queue when it ends: later senders only queue.
+    /// A [`coalesce_writes`](crate::coalesce_writes) scope will write the queue when it ends: later senders only queue.
     held: bool,
 }
 
@@ -209,54 +209,8 @@ pub struct Session {
     limits: (usize, usize),
     user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
     pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
-    /// This session, for the list of sockets a [`coalesce_writes`] scope has held writes for.
+    /// This session, for the list of sockets a [`coalesce_writes`](crate::coalesce_writes) scope has held writes for.
     me: Weak<Session>,
-}
-
-thread_local! {
-    /// Inside [`coalesce_writes`]: the sessions whose write-through is held until the scope ends.
-    static HELD: std::cell::RefCell<Option<Vec<Weak<Session>>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `f`, holding back the writes that senders on this thread would make to idle
-/// WebSockets right away (write-through), and makes them when `f` returns: one write per
-/// client for everything `f` queued for it. For a burst of broadcasts handled together (a
-/// cluster adapter's backlog), each recipient then costs one `sendto`, not one per message; a
-/// lone message costs what it did. `f` must not await (the scope is this thread's); nested
-/// scopes join the outer one.
-///
-/// ```
-/// let n = engineio::coalesce_writes(|| 1 + 1);
-/// assert_eq!(n, 2);
-/// ```
-pub fn coalesce_writes<R>(f: impl FnOnce() -> R) -> R {
-    let outer = HELD.with(|held| {
-        let mut held = held.borrow_mut();
-        match *held {
-            Some(_) => true,
-            None => {
-                *held = Some(Vec::new());
-                false
-            }
-        }
-    });
-    if outer {
-        return f();
-    }
-    /// Makes the held writes even if `f` panics.
-    struct Release;
-    impl Drop for Release {
-        fn drop(&mut self) {
-            let held = HELD
-                .with(|held| held.borrow_mut().take())
-                .unwrap_or_default();
-            for session in held.iter().filter_map(Weak::upgrade) {
-                session.write_held();
-            }
-        }
-    }
-    let _release = Release;
-    f()
 }
 
 impl std::fmt::Debug for Session {
@@ -380,6 +334,8 @@ impl Session {
             return Err(SendError::SlowConsumer);
         }
         if state.held {
+            // Already held (by a scope or a deferred flush): it joins that write.
+            crate::coalesce::joined_held();
             return Ok(());
         }
         // Nothing ahead of these frames and an idle socket: write them now, from here, instead
@@ -389,13 +345,7 @@ impl Session {
             && state.wire.is_some()
             && !crate::transport_ws::is_dispatching(self)
         {
-            let held = HELD.with(|held| {
-                held.borrow_mut()
-                    .as_mut()
-                    .map(|list| list.push(self.me.clone()))
-                    .is_some()
-            });
-            if held {
+            if crate::coalesce::hold(&self.me) {
                 state.held = true;
                 return Ok(());
             }
@@ -408,9 +358,9 @@ impl Session {
         Ok(())
     }
 
-    /// The end of a [`coalesce_writes`] scope: writes what was queued meanwhile, or leaves it
+    /// The end of a [`coalesce_writes`](crate::coalesce_writes) scope: writes what was queued meanwhile, or leaves it
     /// to the connection task.
-    fn write_held(&self) {
+    pub(crate) fn write_held(&self) {
         let mut state = self.lock();
         state.held = false;
         if state.closed.is_some() || state.frames.is_empty() {

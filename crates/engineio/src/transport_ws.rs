@@ -725,7 +725,7 @@ fn hand_up<IO: ConnIo>(
     };
     if first.is_some() {
         let _dispatching = Dispatching::enter(session);
-        crate::session::coalesce_writes(|| {
+        crate::coalesce_writes(|| {
             first
                 .into_iter()
                 .chain(rest)

@@ -250,6 +250,13 @@ impl Metrics {
         );
         scalar(
             o,
+            "socketio_deferred_flushes_total",
+            "Broadcast writes deferred to leave with the next broadcast, because writing large batches kept the server busy (a sign of saturation).",
+            "counter",
+            socketio::deferred_flushes() as i64,
+        );
+        scalar(
+            o,
             "socketio_received_bytes_total",
             "Bytes of event arguments received.",
             "counter",

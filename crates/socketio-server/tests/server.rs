@@ -125,6 +125,7 @@ async fn serves_then_shuts_down_gracefully() {
         "socketio_events_received_total{namespace=\"/chat\",event=\"whoami\"} 1",
         "socketio_handler_duration_seconds_count 1",
         "socketio_acks_pending 0",
+        "socketio_deferred_flushes_total 0",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

@@ -59,7 +59,8 @@ pub use adapter::{
 pub use binary::Binary;
 pub use encode::{EncodedPacket, EventPayload};
 pub use engineio::{
-    coalesce_writes, ConnectionError, Cors, Refusal, RequestInfo, SessionLimits, Sid, TransportKind,
+    coalesce_writes, deferred_flushes, ConnectionError, Cors, Refusal, RequestInfo, SessionLimits,
+    Sid, TransportKind,
 };
 pub use error::{
     AckError, AdapterError, ConnectError, EmitError, ExtractError, HandlerError, ServerAckError,

@@ -326,6 +326,50 @@ async fn coalesced_writes_arrive_whole_and_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturating_broadcasts_are_deferred_and_still_arrive_whole_and_in_order() {
+    let io = build(|b| b);
+    let addr = serve(&io).await;
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        let (client, _) = RawClient::socketio_handshake(addr, "")
+            .await
+            .expect("client");
+        clients.push(client);
+    }
+    let ns = io.of("/");
+    // Broadcasts to 100 sockets back to back, each in a scope of its own as a publisher's
+    // read would be: writing them is all the server does, so their writes are deferred and
+    // merged (within a bounded number of them), while every client gets every one, in order.
+    let before = socketio::deferred_flushes();
+    let mut sent = 0;
+    while sent < 300 || (socketio::deferred_flushes() == before && sent < 20_000) {
+        socketio::coalesce_writes(|| ns.emit("n", &sent).expect("emit"));
+        sent += 1;
+    }
+    assert!(
+        socketio::deferred_flushes() > before,
+        "no deferral after {sent} saturating broadcasts"
+    );
+    for client in &mut clients {
+        for n in 0..sent {
+            assert_eq!(text(client).await, format!("42[\"n\",{n}]"));
+        }
+    }
+    // A lone broadcast afterwards, on an idle server, is written at once.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deferred = socketio::deferred_flushes();
+    socketio::coalesce_writes(|| ns.emit("last", &1).expect("emit"));
+    for client in &mut clients {
+        let got = tokio::time::timeout(Duration::from_millis(500), text(client))
+            .await
+            .expect("a lone broadcast waits for nothing");
+        assert_eq!(got, "42[\"last\",1]");
+    }
+    // (A deferred flush is counted before it is written.)
+    assert_eq!(socketio::deferred_flushes(), deferred);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emit_through_recovery_is_reported_once() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     #[derive(Default)]
