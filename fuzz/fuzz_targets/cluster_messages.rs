@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
         from_msgpack(data)
     };
     let Ok(value) = value else { return };
-    let Ok(message) = ClusterMessage::from_value(&value) else { return };
+    let Ok(message) = ClusterMessage::from_value(&value) else {
+        return;
+    };
     let bytes = to_msgpack(&message.to_value().expect("a decoded message encodes"));
     let again = ClusterMessage::from_value(&from_msgpack(&bytes).expect("our bytes decode"))
         .expect("our message decodes");

@@ -7,7 +7,9 @@ use engineio::ws_codec::Decoder;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(split.max(1));
     let mut decoder = Decoder::new(4096);
     let mut buf = BytesMut::new();

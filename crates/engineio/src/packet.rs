@@ -59,6 +59,15 @@ impl Packet {
     ///
     /// `text` must be valid UTF-8 (checked here when it comes from the network).
     pub fn decode_text(text: Bytes) -> Result<Packet, DecodeError> {
+        if std::str::from_utf8(&text).is_err() {
+            return Err(DecodeError::InvalidUtf8);
+        }
+        Packet::decode_utf8(text)
+    }
+
+    /// [`Packet::decode_text`] of text already known to be UTF-8 (a WebSocket text frame, a
+    /// polling payload checked whole): the transports validate once.
+    pub(crate) fn decode_utf8(mut text: Bytes) -> Result<Packet, DecodeError> {
         let Some(&kind) = text.first() else {
             return Err(DecodeError::Empty);
         };
@@ -70,10 +79,9 @@ impl Packet {
             b'3' if rest.is_empty() => Ok(Packet::Pong),
             b'3' if rest == b"probe" => Ok(Packet::PongProbe),
             b'4' => {
-                if std::str::from_utf8(rest).is_err() {
-                    return Err(DecodeError::InvalidUtf8);
-                }
-                Ok(Packet::Message(text.slice(1..)))
+                // Advanced, not sliced: slicing a buffer that came from a `Vec` would allocate.
+                bytes::Buf::advance(&mut text, 1);
+                Ok(Packet::Message(text))
             }
             b'5' if rest.is_empty() => Ok(Packet::Upgrade),
             b'6' if rest.is_empty() => Ok(Packet::Noop),
@@ -180,7 +188,7 @@ pub fn decode_payload(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
                 .map_err(|_| DecodeError::InvalidBase64)?;
             packets.push(Packet::Binary(Bytes::from(bin)));
         } else {
-            packets.push(Packet::decode_text(segment)?);
+            packets.push(Packet::decode_utf8(segment)?);
         }
         if end == body.len() {
             return Ok(packets);

@@ -389,7 +389,7 @@ async fn probe<IO: ConnIo>(conn: &mut Conn<IO>, session: &Arc<Session>) -> Resul
             }
         };
         match message {
-            Message::Text(text) => match Packet::decode_text(text) {
+            Message::Text(text) => match Packet::decode_utf8(text) {
                 Ok(Packet::PingProbe) => {
                     conn.write_frame(OpCode::Text, b"3probe")
                         .await
@@ -712,7 +712,7 @@ fn hand_up<IO: ConnIo>(
     };
     let stop = loop {
         match conn.decoder.decode(&mut conn.buf) {
-            Ok(Some(Message::Text(text))) => push(Packet::decode_text(text).map_err(|err| {
+            Ok(Some(Message::Text(text))) => push(Packet::decode_utf8(text).map_err(|err| {
                 tracing::debug!(sid = %session.sid(), %err, "invalid packet");
                 CloseReason::ParseError
             })),

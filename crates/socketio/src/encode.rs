@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::binary::collect_attachments;
 use crate::error::EmitError;
-use crate::packet::{write_header, PacketType};
+use crate::packet::{header_len, write_header, PacketType};
 
 /// An event's arguments serialized once: `["event",arg1,...]` and the attachments it refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,22 +194,23 @@ fn find_data_start(array: &[u8]) -> Option<usize> {
     None
 }
 
-/// Encodes raw JSON arguments (`[a,b]` as received) as a packet, with attachments.
+/// Encodes raw JSON elements (`a,b`: the text between the brackets of an argument list, see
+/// `Args::raw_elements_from`) as a packet, with attachments.
 pub(crate) fn encode_raw_args_packet(
     kind: PacketType,
     nsp: &str,
     id: Option<u64>,
     event: Option<&str>,
-    raw_array: &str,
+    elements: &[u8],
     attachments: &[Bytes],
 ) -> Result<EncodedPacket, EmitError> {
-    let inner = raw_array.trim();
-    let inner = inner
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or("")
-        .trim();
-    let mut out = BytesMut::with_capacity(inner.len() + nsp.len() + 32 + event.map_or(0, str::len));
+    let elements = elements.trim_ascii();
+    let event_len = event.map_or(0, |e| e.len() + 3);
+    // Exactly sized when the event name needs no escaping (an ack has none): the frame is then
+    // frozen without a second allocation.
+    let len =
+        1 + header_len(kind, attachments.len(), nsp, id, true) + 2 + event_len + elements.len();
+    let mut out = BytesMut::with_capacity(len);
     out.extend_from_slice(b"4");
     write_header(&mut out, kind, attachments.len(), nsp, id, true);
     out.extend_from_slice(b"[");
@@ -217,11 +218,11 @@ pub(crate) fn encode_raw_args_packet(
         let mut w = bytes::BufMut::writer(out);
         serde_json::to_writer(&mut w, event)?;
         out = w.into_inner();
-        if !inner.is_empty() {
+        if !elements.is_empty() {
             out.extend_from_slice(b",");
         }
     }
-    out.extend_from_slice(inner.as_bytes());
+    out.extend_from_slice(elements);
     out.extend_from_slice(b"]");
     Ok(EncodedPacket::new(
         Frame::Text(out.freeze()),
@@ -473,11 +474,14 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(text(&bin), r#"451-["b",{"_placeholder":true,"num":0}]"#);
-        let raw = encode_raw_args_packet(PacketType::Ack, "/", Some(1), None, "[1, \"2\"]", &[])
+        let raw = encode_raw_args_packet(PacketType::Ack, "/", Some(1), None, b"1, \"2\" ", &[])
             .expect("ok");
         assert_eq!(text(&raw), "431[1, \"2\"]");
+        let raw = encode_raw_args_packet(PacketType::Ack, "/chat", Some(12), None, b"1", &[])
+            .expect("ok");
+        assert_eq!(text(&raw), "43/chat,12[1]");
         let raw =
-            encode_raw_args_packet(PacketType::Event, "/", None, Some("e"), "[]", &[]).expect("ok");
+            encode_raw_args_packet(PacketType::Event, "/", None, Some("e"), b"", &[]).expect("ok");
         assert_eq!(text(&raw), "42[\"e\"]");
     }
 

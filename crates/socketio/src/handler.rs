@@ -22,7 +22,7 @@ use crate::socket::{AckSender, Socket};
 /// Everything a handler can extract its arguments from.
 pub struct EventContext {
     pub(crate) socket: Socket,
-    pub(crate) event: String,
+    pub(crate) event: std::borrow::Cow<'static, str>,
     pub(crate) args: Args,
     pub(crate) ack: Option<AckSender>,
 }
@@ -90,7 +90,7 @@ pub struct Event(pub String);
 
 impl FromEvent for Event {
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
-        Ok(Event(ctx.event.clone()))
+        Ok(Event(ctx.event.to_string()))
     }
 }
 

@@ -42,6 +42,7 @@ mod encode;
 mod error;
 mod handler;
 mod handshake;
+mod json_scan;
 mod local;
 pub mod msgpack;
 mod namespace;

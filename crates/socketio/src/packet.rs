@@ -173,6 +173,15 @@ impl Args {
         }
     }
 
+    /// The raw JSON text of the elements from `from` on, without the brackets: what goes
+    /// between `[` and `]` to send them again (empty when there are none).
+    pub fn raw_elements_from(&self, from: usize) -> &[u8] {
+        match (self.ranges.get(from), self.ranges.last()) {
+            (Some(first), Some(last)) => self.json.get(first.start..last.end).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
     /// Drops the first element (the event name), keeping the others.
     pub fn without_first(mut self) -> Args {
         if !self.ranges.is_empty() {
@@ -267,7 +276,9 @@ pub fn decode(text: Bytes, limits: &Limits) -> Result<Packet, ParseError> {
         id = Some(value);
         pos += digits;
     }
-    let payload = text.slice(pos..);
+    // Advanced, not sliced: slicing a buffer that came from a `Vec` would allocate.
+    let mut payload = text;
+    bytes::Buf::advance(&mut payload, pos);
     let mut packet = Packet {
         kind,
         nsp,
@@ -283,9 +294,7 @@ pub fn decode(text: Bytes, limits: &Limits) -> Result<Packet, ParseError> {
             }
             if !payload.is_empty() {
                 scan(&payload, limits)?;
-                let value: &serde_json::value::RawValue =
-                    serde_json::from_slice(&payload).map_err(|_| ParseError::InvalidJson)?;
-                if !value.get().starts_with('{') {
+                if payload.trim_ascii_start().first() != Some(&b'{') {
                     return Err(ParseError::InvalidPayload);
                 }
                 packet.auth = Some(payload);
@@ -327,80 +336,25 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// Checks nesting depth and top-level element count in one pass, without parsing.
-/// Returns the number of top-level elements when the value is an array.
-fn scan(json: &[u8], limits: &Limits) -> Result<usize, ParseError> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut top_level = 0usize;
-    let mut seen_value_at_top = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => {
-                in_string = true;
-                if depth == 1 && !seen_value_at_top {
-                    seen_value_at_top = true;
-                    top_level += 1;
-                }
-            }
-            b'[' | b'{' => {
-                if depth == 1 && !seen_value_at_top {
-                    seen_value_at_top = true;
-                    top_level += 1;
-                }
-                depth += 1;
-                if depth > limits.max_depth {
-                    return Err(ParseError::TooDeep(limits.max_depth));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' if depth == 1 => {
-                seen_value_at_top = false;
-                if top_level >= limits.max_args {
-                    return Err(ParseError::TooManyArgs(limits.max_args));
-                }
-            }
-            b' ' | b'\t' | b'\n' | b'\r' => {}
-            _ => {
-                if depth == 1 && !seen_value_at_top {
-                    seen_value_at_top = true;
-                    top_level += 1;
-                }
-            }
-        }
-    }
-    Ok(top_level)
+/// Validates a JSON text against `limits` (grammar, depth, element count) in one pass, and
+/// returns the range of each element when it is an array.
+fn scan(json: &[u8], limits: &Limits) -> Result<Vec<Range<usize>>, ParseError> {
+    let mut ranges = Vec::new();
+    crate::json_scan::scan(json, limits.max_depth, limits.max_args, |r| ranges.push(r)).map_err(
+        |err| match err {
+            crate::json_scan::ScanError::Invalid => ParseError::InvalidJson,
+            crate::json_scan::ScanError::TooDeep => ParseError::TooDeep(limits.max_depth),
+            crate::json_scan::ScanError::TooMany => ParseError::TooManyArgs(limits.max_args),
+        },
+    )?;
+    Ok(ranges)
 }
 
 fn parse_args(payload: Bytes, limits: &Limits) -> Result<Args, ParseError> {
     if payload.first() != Some(&b'[') {
         return Err(ParseError::InvalidPayload);
     }
-    let count = scan(&payload, limits)?;
-    if count > limits.max_args {
-        return Err(ParseError::TooManyArgs(limits.max_args));
-    }
-    let elements: Vec<&serde_json::value::RawValue> =
-        serde_json::from_slice(&payload).map_err(|_| ParseError::InvalidJson)?;
-    let base = payload.as_ptr() as usize;
-    let ranges = elements
-        .iter()
-        .map(|raw| {
-            let start = raw.get().as_ptr() as usize - base;
-            start..start + raw.get().len()
-        })
-        .collect();
+    let ranges = scan(&payload, limits)?;
     Ok(Args {
         json: payload,
         ranges,
@@ -457,7 +411,7 @@ pub fn write_header(
     };
     out.extend_from_slice(&[digit]);
     if binary {
-        out.extend_from_slice(itoa(attachments as u64).as_bytes());
+        write_decimal(out, attachments as u64);
         out.extend_from_slice(b"-");
     }
     if nsp != "/" {
@@ -467,17 +421,80 @@ pub fn write_header(
         }
     }
     if let Some(id) = id {
-        out.extend_from_slice(itoa(id).as_bytes());
+        write_decimal(out, id);
     }
 }
 
-fn itoa(n: u64) -> String {
-    n.to_string()
+/// The length of what [`write_header`] writes for the same arguments.
+pub(crate) fn header_len(
+    kind: PacketType,
+    attachments: usize,
+    nsp: &str,
+    id: Option<u64>,
+    has_payload: bool,
+) -> usize {
+    let mut len = 1;
+    if attachments > 0 {
+        len += decimal_len(attachments as u64) + 1;
+    }
+    if nsp != "/" {
+        len += nsp.len();
+        if has_payload || id.is_some() || kind == PacketType::Disconnect {
+            len += 1;
+        }
+    }
+    len + id.map_or(0, decimal_len)
+}
+
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Appends `n` in decimal, without an intermediate string.
+fn write_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_length_matches_what_is_written() {
+        for (kind, attachments, nsp, id, payload) in [
+            (PacketType::Event, 0, "/", None, true),
+            (PacketType::Ack, 0, "/", Some(0), true),
+            (PacketType::Ack, 2, "/chat", Some(1234567), true),
+            (PacketType::Event, 10, "/a", None, true),
+            (PacketType::Disconnect, 0, "/admin", None, false),
+            (PacketType::Connect, 0, "/x", None, false),
+            (PacketType::Event, 0, "/", Some(u64::MAX), true),
+        ] {
+            let mut out = BytesMut::new();
+            write_header(&mut out, kind, attachments, nsp, id, payload);
+            assert_eq!(
+                header_len(kind, attachments, nsp, id, payload),
+                out.len(),
+                "{out:?}"
+            );
+        }
+        let mut out = BytesMut::new();
+        for n in [0, 7, 10, 99, 100, u64::MAX] {
+            out.clear();
+            write_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
 
     fn dec(s: &str) -> Result<Packet, ParseError> {
         decode(Bytes::copy_from_slice(s.as_bytes()), &Limits::default())
@@ -511,6 +528,8 @@ mod tests {
         );
         assert_eq!(p.args.raw(2), Some("{\"a\":[true]}"));
         assert_eq!(p.args.raw_array_from(1), "[1,{\"a\":[true]}]");
+        assert_eq!(p.args.raw_elements_from(1), b"1,{\"a\":[true]}");
+        assert_eq!(p.args.raw_elements_from(3), b"");
         let p = dec("3456[1,\"2\"]").expect("ack");
         assert_eq!(
             (p.kind, p.id, p.args.len()),

@@ -188,7 +188,7 @@ impl AckSender {
                 nsp,
                 Some(id),
                 None,
-                &args.raw_array_from(0),
+                args.raw_elements_from(0),
                 &args.attachments,
             )
         })
@@ -788,17 +788,25 @@ impl Socket {
     /// An incoming EVENT: packet middleware, then the handler (or the catch-all). The handler
     /// is polled once right here; only a handler that awaits something becomes a task.
     pub(crate) fn dispatch_event(&self, packet: Packet) {
-        let Some(event) = packet.event_name().map(std::borrow::Cow::into_owned) else {
-            return;
+        // The handler, and the event name as it was registered (a literal costs no copy).
+        let (event, handler): (Cow<'static, str>, Option<ErasedHandler>) = {
+            let Some(name) = packet.event_name() else {
+                return;
+            };
+            let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+            match handlers
+                .iter()
+                .find(|(registered, _)| **registered == *name)
+            {
+                Some((registered, handler)) => (registered.clone(), Some(handler.clone())),
+                None => (Cow::Owned(name.into_owned()), None),
+            }
         };
         let span =
             tracing::info_span!("event", nsp = self.ns_name(), event = %event, ack = packet.id);
         let _entered = span.enter();
-        // The name again for error reports, without a copy: the raw JSON and its range.
-        let name_src = (
-            packet.args.json.clone(),
-            packet.args.ranges.first().cloned().unwrap_or(0..0),
-        );
+        // The name again for error reports (a registered name is a literal: no copy).
+        let name = event.clone();
         if let Some(o) = &self.0.ns.observer {
             o.event_in(self.ns_name(), &event, packet.args.json.len());
             if o.wants_socket_events() {
@@ -828,14 +836,7 @@ impl Socket {
                 }
             }
         }
-        let handler = {
-            let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
-            handlers
-                .iter()
-                .find(|(name, _)| **name == *event)
-                .map(|(_, h)| h.clone())
-        }
-        .or_else(|| {
+        let handler = handler.or_else(|| {
             self.0
                 .any_handler
                 .read()
@@ -858,15 +859,10 @@ impl Socket {
         match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
             Ok(Poll::Ready(result)) => {
                 if let Some(o) = &self.0.ns.observer {
-                    o.handler(
-                        self.ns_name(),
-                        &name_of(&name_src),
-                        started.elapsed(),
-                        result.is_err(),
-                    );
+                    o.handler(self.ns_name(), &name, started.elapsed(), result.is_err());
                 }
                 if let Err(err) = result {
-                    self.report_error(&name_of(&name_src), ack.as_ref(), err);
+                    self.report_error(&name, ack.as_ref(), err);
                 }
             }
             Ok(Poll::Pending) => {
@@ -874,15 +870,10 @@ impl Socket {
                 run_inline(async move {
                     let result = fut.await;
                     if let Some(o) = &socket.0.ns.observer {
-                        o.handler(
-                            socket.ns_name(),
-                            &name_of(&name_src),
-                            started.elapsed(),
-                            result.is_err(),
-                        );
+                        o.handler(socket.ns_name(), &name, started.elapsed(), result.is_err());
                     }
                     if let Err(err) = result {
-                        socket.report_error(&name_of(&name_src), ack.as_ref(), err);
+                        socket.report_error(&name, ack.as_ref(), err);
                     }
                 });
             }
@@ -1078,14 +1069,6 @@ fn non_empty(value: serde_json::Value) -> Option<Box<serde_json::Value>> {
         serde_json::Value::Object(map) if map.is_empty() => None,
         _ => Some(Box::new(value)),
     }
-}
-
-fn name_of((json, range): &(bytes::Bytes, std::ops::Range<usize>)) -> String {
-    let raw = json
-        .get(range.clone())
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .unwrap_or("");
-    serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
 }
 
 /// What [`Socket::expire_at`] tells the client.
