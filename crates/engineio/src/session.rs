@@ -195,6 +195,17 @@ pub(crate) struct State {
     held: bool,
 }
 
+impl State {
+    /// See [`Session::heartbeat_deadline`].
+    pub(crate) fn heartbeat_deadline(&self) -> Option<tokio::time::Instant> {
+        let beat = self.pong_deadline.or(self.next_ping);
+        match (beat, self.close_at) {
+            (Some(b), Some(c)) => Some(b.min(c)),
+            (b, c) => b.or(c),
+        }
+    }
+}
+
 /// One client session. Cheap to share (`Arc<Session>`).
 pub struct Session {
     sid: Sid,
@@ -338,13 +349,14 @@ impl Session {
             crate::coalesce::joined_held();
             return Ok(());
         }
+        // The session's own connection task is the caller, handling what it read: it writes
+        // the queue when the read is handled. Waking it would only make it poll once more.
+        if crate::transport_ws::is_dispatching(self) {
+            return Ok(());
+        }
         // Nothing ahead of these frames and an idle socket: write them now, from here, instead
         // of waking the connection task to do it (or when the coalescing scope ends).
-        if before.0 == 0
-            && !state.wire_busy
-            && state.wire.is_some()
-            && !crate::transport_ws::is_dispatching(self)
-        {
+        if before.0 == 0 && !state.wire_busy && state.wire.is_some() {
             if crate::coalesce::hold(&self.me) {
                 state.held = true;
                 return Ok(());
@@ -530,12 +542,7 @@ impl Session {
     /// The next deadline of the heartbeat driver: the pong deadline when a ping is out, else the
     /// next ping, whichever comes before `close_at`.
     pub(crate) fn heartbeat_deadline(&self) -> Option<tokio::time::Instant> {
-        let state = self.lock();
-        let beat = state.pong_deadline.or(state.next_ping);
-        match (beat, state.close_at) {
-            (Some(b), Some(c)) => Some(b.min(c)),
-            (b, c) => b.or(c),
-        }
+        self.lock().heartbeat_deadline()
     }
 }
 

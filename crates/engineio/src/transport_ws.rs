@@ -450,6 +450,10 @@ async fn serve<IO: ConnIo>(
     if let Err(reason) = drain_messages(conn, session).await {
         return reason;
     }
+    // One registration with the session's notifier for as long as it does not fire (it
+    // receives every notification from its creation on), not one per loop.
+    let changed = session.changed.notified();
+    tokio::pin!(changed);
     loop {
         let remainder = match flush_now(conn, session) {
             Flush::Closed(reason) => return reason,
@@ -466,24 +470,22 @@ async fn serve<IO: ConnIo>(
             session.lock().wire_busy = false;
             continue;
         }
-        let changed = session.changed.notified();
-        tokio::pin!(changed);
         changed.as_mut().enable();
-        {
+        let deadline = {
             let state = session.lock();
             if state.closed.is_some() || !state.frames.is_empty() {
                 continue;
             }
-        }
+            state.heartbeat_deadline()
+        };
         conn.release_idle_buffer();
-        let deadline = session.heartbeat_deadline();
         if let Some(deadline) = deadline {
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
         }
         tokio::select! {
-            _ = &mut changed => {}
+            _ = &mut changed => changed.set(session.changed.notified()),
             _ = &mut timer, if deadline.is_some() => {
                 if let Err(reason) = heartbeat_tick(session, ping_timeout) {
                     return reason;
