@@ -264,6 +264,11 @@ impl EncodedPacket {
         std::iter::once(self.text.clone())
             .chain(self.attachments.iter().cloned().map(Frame::Binary))
     }
+
+    /// The frames, moved out: the text frame, then one binary frame per attachment.
+    pub(crate) fn into_frames(self) -> impl Iterator<Item = Frame> {
+        std::iter::once(self.text).chain(self.attachments.into_iter().map(Frame::Binary))
+    }
 }
 
 /// The parts of an encoded packet's text frame: `4`, the type digit, [attachments `-`],

@@ -25,15 +25,25 @@ pub struct EventContext {
     pub(crate) event: std::borrow::Cow<'static, str>,
     pub(crate) args: Args,
     pub(crate) ack: Option<AckSender>,
+    /// Whether an extractor after the current one reads the arguments (see
+    /// [`FromEvent::READS_ARGS`]): when none does, [`RawArgs`] takes them instead of copying.
+    pub(crate) args_wanted_later: bool,
 }
 
 /// A handler argument that knows how to take itself from the event.
 pub trait FromEvent: Sized {
+    /// Whether extracting this reads the event's arguments. `true` unless an implementation
+    /// says otherwise; an extractor that reads none (the socket, the ack, state) says `false`,
+    /// which lets a [`RawArgs`] before it take the arguments without a copy.
+    const READS_ARGS: bool = true;
+
     /// Extracts the value, or says why it cannot.
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError>;
 }
 
 impl FromEvent for Socket {
+    const READS_ARGS: bool = false;
+
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         Ok(ctx.socket.clone())
     }
@@ -89,6 +99,8 @@ impl FromEvent for Bin {
 pub struct Event(pub String);
 
 impl FromEvent for Event {
+    const READS_ARGS: bool = false;
+
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         Ok(Event(ctx.event.to_string()))
     }
@@ -100,11 +112,17 @@ pub struct RawArgs(pub Args);
 
 impl FromEvent for RawArgs {
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
-        Ok(RawArgs(ctx.args.clone()))
+        if ctx.args_wanted_later {
+            Ok(RawArgs(ctx.args.clone()))
+        } else {
+            Ok(RawArgs(std::mem::take(&mut ctx.args)))
+        }
     }
 }
 
 impl FromEvent for AckSender {
+    const READS_ARGS: bool = false;
+
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         Ok(ctx
             .ack
@@ -118,6 +136,8 @@ impl FromEvent for AckSender {
 pub struct State<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> FromEvent for State<T> {
+    const READS_ARGS: bool = false;
+
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         ctx.socket
             .state::<T>()
@@ -131,6 +151,8 @@ impl<T: Clone + Send + Sync + 'static> FromEvent for State<T> {
 pub struct Extension<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> FromEvent for Extension<T> {
+    const READS_ARGS: bool = false;
+
     fn from_event(ctx: &mut EventContext) -> Result<Self, ExtractError> {
         ctx.socket
             .get::<T>()
@@ -166,7 +188,7 @@ pub trait EventHandler<M>: Send + Sync + 'static {
 
 macro_rules! impl_event_handler {
     ($($arg:ident),*) => {
-        #[allow(non_snake_case, unused_mut, unused_variables)]
+        #[allow(non_snake_case, unused_mut, unused_variables, unused_assignments)]
         impl<F, Fut, R, $($arg,)*> EventHandler<(R, $($arg,)*)> for F
         where
             F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
@@ -175,7 +197,11 @@ macro_rules! impl_event_handler {
             $($arg: FromEvent + Send + 'static,)*
         {
             fn call(&self, mut ctx: EventContext) -> BoxFuture<'static, Result<(), HandlerError>> {
+                let reads: &[bool] = &[$($arg::READS_ARGS),*];
+                let mut next = 0;
                 $(
+                    next += 1;
+                    ctx.args_wanted_later = reads[next..].contains(&true);
                     let $arg = match $arg::from_event(&mut ctx) {
                         Ok(value) => value,
                         Err(err) => return Box::pin(std::future::ready(Err(err.into()))),

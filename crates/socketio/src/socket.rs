@@ -205,7 +205,7 @@ impl AckSender {
             return Ok(());
         }
         let encoded = encode(self.socket.ns_name(), id)?;
-        self.socket.send_encoded(&encoded, false)
+        self.socket.send_encoded_owned(encoded, false)
     }
 }
 
@@ -512,7 +512,7 @@ impl Socket {
         if let Some(o) = &self.0.ns.observer {
             o.event_out(self.ns_name(), event, encoded.text.len());
         }
-        self.send_encoded(&encoded, false)
+        self.send_encoded_owned(encoded, false)
     }
 
     /// Sends an already serialized event (see [`EventPayload`]), e.g. to pass arguments through.
@@ -537,7 +537,7 @@ impl Socket {
             return BroadcastOperator::for_socket(self).publish(payload);
         }
         let encoded = encode_event(self.ns_name(), None, &payload, None);
-        self.send_encoded(&encoded, volatile)
+        self.send_encoded_owned(encoded, volatile)
     }
 
     /// Sends an event with one argument and waits for the client's acknowledgement, for at most
@@ -574,7 +574,7 @@ impl Socket {
         }
         let id = self.register_ack(AckSlot::Once(tx));
         let encoded = encode_event(self.ns_name(), Some(id), &payload, None);
-        if let Err(err) = self.send_encoded(&encoded, false) {
+        if let Err(err) = self.send_encoded_owned(encoded, false) {
             self.take_ack(id);
             if let Some(o) = &observer {
                 o.ack_settled(self.ns_name(), false);
@@ -607,7 +607,7 @@ impl Socket {
         }
         let id = self.register_ack(AckSlot::Channel(events));
         let encoded = encode_event(self.ns_name(), Some(id), payload, None);
-        match self.send_encoded(&encoded, false) {
+        match self.send_encoded_owned(encoded, false) {
             Ok(()) => Ok(id),
             Err(err) => {
                 if self.take_ack(id).is_some() {
@@ -767,17 +767,41 @@ impl Socket {
         encoded: &EncodedPacket,
         volatile: bool,
     ) -> Result<(), EmitError> {
+        self.report_sent(encoded);
+        let session = &self.0.client.session;
+        let result = match self.0.client.config.parser {
+            crate::Parser::Default => session.send_all(encoded.frames(), volatile),
+            crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
+        };
+        Self::send_result(result)
+    }
+
+    /// [`Socket::send_encoded`] of a packet for this socket alone: its frames are moved, not
+    /// shared (sharing a buffer that came from a `Vec` allocates).
+    pub(crate) fn send_encoded_owned(
+        &self,
+        encoded: EncodedPacket,
+        volatile: bool,
+    ) -> Result<(), EmitError> {
+        self.report_sent(&encoded);
+        let session = &self.0.client.session;
+        let result = match self.0.client.config.parser {
+            crate::Parser::Default => session.send_all(encoded.into_frames(), volatile),
+            crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
+        };
+        Self::send_result(result)
+    }
+
+    fn report_sent(&self, encoded: &EncodedPacket) {
         if let Some(o) = &self.0.ns.observer {
             report_out(o.as_ref(), self, encoded);
         }
         if self.0.has_outgoing.load(Ordering::Acquire) {
             self.notify_outgoing(encoded);
         }
-        let session = &self.0.client.session;
-        let result = match self.0.client.config.parser {
-            crate::Parser::Default => session.send_all(encoded.frames(), volatile),
-            crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
-        };
+    }
+
+    fn send_result(result: Result<(), SendError>) -> Result<(), EmitError> {
         match result {
             Ok(()) | Err(SendError::Dropped) => Ok(()),
             Err(SendError::SlowConsumer) => Err(EmitError::SlowConsumer),
@@ -852,6 +876,7 @@ impl Socket {
             event,
             args,
             ack: ack.clone(),
+            args_wanted_later: true,
         };
         let started = std::time::Instant::now();
         let mut fut = handler(ctx);

@@ -763,3 +763,55 @@ async fn expire_at_warns_then_disconnects_unless_renewed() {
         "a renewed socket stays"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_args_beside_other_extractors_all_see_the_arguments() {
+    use socketio::{AckSender, Data, HandlerError, RawArgs};
+    let io = SocketIo::builder().build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        // RawArgs last among the readers: it takes the arguments.
+        socket.on(
+            "taken",
+            |socket: Socket, RawArgs(args): RawArgs, ack: AckSender| async move {
+                ack.send_raw(&args)?;
+                socket.emit("len", &args.len())?;
+                Ok::<_, HandlerError>(())
+            },
+        );
+        // Readers after it: it must leave them in place.
+        socket.on(
+            "shared",
+            |RawArgs(args): RawArgs, Data(n): Data<(u32, String)>, ack: AckSender| async move {
+                ack.send(&(args.len(), n.0, n.1))?;
+                Ok::<_, HandlerError>(())
+            },
+        );
+        socket.on(
+            "after",
+            |Data(n): Data<(u32, String)>, RawArgs(args): RawArgs, ack: AckSender| async move {
+                ack.send(&(n.0, args.raw(1).map(str::to_owned)))?;
+                Ok::<_, HandlerError>(())
+            },
+        );
+    });
+    let addr = serve(&io).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("connect");
+    client
+        .send_text(br#"421["taken",1,"a"]"#)
+        .await
+        .expect("send");
+    assert_eq!(text(&mut client).await, r#"431[1,"a"]"#);
+    assert_eq!(text(&mut client).await, r#"42["len",2]"#);
+    client
+        .send_text(br#"422["shared",7,"b"]"#)
+        .await
+        .expect("send");
+    assert_eq!(text(&mut client).await, r#"432[[2,7,"b"]]"#);
+    client
+        .send_text(br#"423["after",9,"c"]"#)
+        .await
+        .expect("send");
+    assert_eq!(text(&mut client).await, r#"433[[9,"\"c\""]]"#);
+}
