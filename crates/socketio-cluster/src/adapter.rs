@@ -221,11 +221,18 @@ impl Core {
         if !self.transport.tracks_rooms() {
             return self.local.add_all(sid, rooms);
         }
-        let new: Vec<&Room> = rooms.iter().filter(|r| !self.local.has_room(r)).collect();
-        let new: Vec<Room> = new.into_iter().cloned().collect();
+        // A socket's own room is created when it joins it (at connect): it is implicit in the
+        // local index, so `has_room` already says yes by then.
+        let own = |room: &Room| **room == *sid.as_str();
+        let new: Vec<Room> = rooms
+            .iter()
+            .filter(|r| own(r) || !self.local.has_room(r))
+            .cloned()
+            .collect();
         self.local.add_all(sid, rooms);
         for room in new {
-            let private = Sid::parse(&room).is_some_and(|s| self.local.namespace().has_socket(&s));
+            let private = own(&room)
+                || Sid::parse(&room).is_some_and(|s| self.local.namespace().has_socket(&s));
             self.transport.room_created(&self.nsp, &room, private);
         }
     }
@@ -244,7 +251,9 @@ impl Core {
         let rooms = self.local.socket_rooms(sid);
         self.local.del_all(sid);
         for room in rooms {
-            if !self.local.has_room(&room) {
+            // The socket's own room goes with it (it still "exists" until the socket is removed
+            // from its namespace, just after this).
+            if *room == *sid.as_str() || !self.local.has_room(&room) {
                 self.transport.room_deleted(&self.nsp, &room);
             }
         }
