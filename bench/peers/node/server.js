@@ -29,7 +29,9 @@ async function main() {
     const sub = pub.duplicate();
     for (const client of [pub, sub]) client.on("error", (err) => console.error("redis:", err.message));
     await Promise.all([pub.connect(), sub.connect()]);
-    if (adapter === "redis-sharded") io.adapter(createShardedAdapter(pub, sub));
+    // SUBSCRIPTION_MODE: the sharded adapter's (static, dynamic (default), dynamic-private).
+    const subscriptionMode = process.env.SUBSCRIPTION_MODE || "dynamic";
+    if (adapter === "redis-sharded") io.adapter(createShardedAdapter(pub, sub, { subscriptionMode }));
     else if (adapter === "redis") io.adapter(createAdapter(pub, sub));
     else throw new Error(`unknown SOCKETIO_ADAPTER ${adapter}`);
   }

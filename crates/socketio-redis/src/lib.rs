@@ -36,4 +36,4 @@ pub use conn::{RedisConfig, RedisConnection, RedisStats};
 pub use emitter::Emitter;
 #[cfg(feature = "admin")]
 pub use session_store::RedisSessionStore;
-pub use sharded::{ShardedAdapter, ShardedOptions, SubscriptionMode};
+pub use sharded::{ShardedAdapter, ShardedOptions, SubscriptionMode, UnknownSubscriptionMode};

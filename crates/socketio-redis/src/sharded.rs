@@ -28,6 +28,31 @@ pub enum SubscriptionMode {
     DynamicPrivate,
 }
 
+/// A subscription mode name that is not one of Node's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown subscription mode {0:?} (static, dynamic or dynamic-private)")]
+pub struct UnknownSubscriptionMode(pub String);
+
+impl std::str::FromStr for SubscriptionMode {
+    type Err = UnknownSubscriptionMode;
+
+    /// Node's names: `static`, `dynamic`, `dynamic-private`.
+    ///
+    /// ```
+    /// use socketio_redis::SubscriptionMode;
+    /// assert_eq!("dynamic-private".parse(), Ok(SubscriptionMode::DynamicPrivate));
+    /// assert!("private".parse::<SubscriptionMode>().is_err());
+    /// ```
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "static" => Ok(SubscriptionMode::Static),
+            "dynamic" => Ok(SubscriptionMode::Dynamic),
+            "dynamic-private" => Ok(SubscriptionMode::DynamicPrivate),
+            other => Err(UnknownSubscriptionMode(other.to_owned())),
+        }
+    }
+}
+
 /// Settings of the sharded adapter (Node's `createShardedAdapter` options).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

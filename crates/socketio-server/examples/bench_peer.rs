@@ -3,7 +3,8 @@
 //! `REDIS_URL`, default `redis://127.0.0.1:6379`). With `SOCKETIO_ADMIN=1` the server is
 //! instrumented for the Admin UI (namespace `/admin`, server id `NODE_NAME`, login `admin` with
 //! the bcrypt hash in `ADMIN_HASH`, or no login without it; sessions in Redis in a cluster).
-//! `SOCKETIO_PARSER=msgpack` speaks `socket.io-msgpack-parser`.
+//! `SOCKETIO_PARSER=msgpack` speaks `socket.io-msgpack-parser`; `SUBSCRIPTION_MODE` (`static`,
+//! `dynamic`, `dynamic-private`) sets the sharded adapter's, as in the Node peer.
 //!
 //! Run: `cargo run --release -p socketio-server --example bench_peer`
 
@@ -18,7 +19,7 @@ use socketio::{
 use socketio_admin::{AdminOptions, AdminUi};
 use socketio_redis::{
     ClassicAdapter, ClassicOptions, RedisConfig, RedisConnection, RedisSessionStore,
-    ShardedAdapter, ShardedOptions,
+    ShardedAdapter, ShardedOptions, SubscriptionMode,
 };
 
 #[derive(Deserialize)]
@@ -69,7 +70,12 @@ async fn with_adapter(
     match kind.as_str() {
         "redis" => Ok(builder.adapter(ClassicAdapter::factory(redis, ClassicOptions::new()))),
         "redis-sharded" => {
-            Ok(builder.adapter(ShardedAdapter::factory(redis, ShardedOptions::new())))
+            let mode = match std::env::var("SUBSCRIPTION_MODE") {
+                Ok(name) => name.parse()?,
+                Err(_) => SubscriptionMode::default(),
+            };
+            let options = ShardedOptions::new().subscription_mode(mode);
+            Ok(builder.adapter(ShardedAdapter::factory(redis, options)))
         }
         other => Err(format!("unknown SOCKETIO_ADAPTER {other}").into()),
     }

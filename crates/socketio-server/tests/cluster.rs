@@ -131,6 +131,34 @@ fn sharded_node_and_rust_on_one_redis() {
     run_spec(&rust, "rs", &node, "node");
 }
 
+/// The sharded adapter in `dynamic-private` mode on both sides: a broadcast to one socket id
+/// goes to that id's own channel (the spec's binary check sends to a socket on the other
+/// server that way).
+#[test]
+fn sharded_dynamic_private_node_and_rust_on_one_redis() {
+    let Some(redis) = redis_for_test() else {
+        return;
+    };
+    let dir = repo().join("bench/peers/node");
+    if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "bench/peers/node is not installed"
+        );
+        eprintln!("skipped: run `npm ci --prefix bench/peers/node` for the Node peer");
+        return;
+    }
+    let mut node = Command::new("node");
+    node.arg("server.js")
+        .current_dir(dir)
+        .env("SUBSCRIPTION_MODE", "dynamic-private");
+    let node = start(node, &redis.url(), "redis-sharded", "node");
+    let mut rust = Command::new(example_binary("bench_peer"));
+    rust.env("SUBSCRIPTION_MODE", "dynamic-private");
+    let rust = start(rust, &redis.url(), "redis-sharded", "rs");
+    run_spec(&rust, "rs", &node, "node");
+}
+
 #[test]
 fn classic_node_and_rust_on_one_redis() {
     let Some(redis) = redis_for_test() else {
