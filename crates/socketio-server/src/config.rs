@@ -103,6 +103,9 @@ pub(crate) struct Config {
     pub(crate) adapter: AdapterKind,
     /// `redis.url`: the Redis of the `redis` and `redis-sharded` adapters.
     pub(crate) redis_url: String,
+    /// `redis.subscription_mode`: the sharded adapter's (`static`, `dynamic`,
+    /// `dynamic-private`; the same on every node, Node's included).
+    pub(crate) subscription_mode: socketio_redis::SubscriptionMode,
     /// `recovery.enabled`: connection state recovery.
     pub(crate) recovery: bool,
     /// `recovery.max_disconnection_ms`.
@@ -193,6 +196,7 @@ impl Default for Config {
             log_level: "info".into(),
             adapter: AdapterKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            subscription_mode: socketio_redis::SubscriptionMode::default(),
             recovery: false,
             recovery_duration: Duration::from_millis(120_000),
             drain: Duration::from_millis(5_000),
@@ -248,6 +252,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("log.level", "SOCKETIO_LOG_LEVEL", "--log-level"),
     ("adapter.kind", "SOCKETIO_ADAPTER", "--adapter"),
     ("redis.url", "SOCKETIO_REDIS_URL", "--redis-url"),
+    (
+        "redis.subscription_mode",
+        "SOCKETIO_REDIS_SUBSCRIPTION_MODE",
+        "--redis-subscription-mode",
+    ),
     ("recovery.enabled", "SOCKETIO_RECOVERY", "--recovery"),
     (
         "recovery.max_disconnection_ms",
@@ -540,6 +549,14 @@ impl Config {
                     ));
                 }
                 self.redis_url = value.to_owned();
+            }
+            "redis.subscription_mode" => {
+                self.subscription_mode =
+                    value
+                        .parse()
+                        .map_err(|err: socketio_redis::UnknownSubscriptionMode| {
+                            invalid(setting, err.to_string())
+                        })?;
             }
             "recovery.enabled" => self.recovery = boolean(setting, value)?,
             "recovery.max_disconnection_ms" => self.recovery_duration = millis(setting, value)?,
@@ -955,8 +972,28 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            (config.adapter, config.redis_url.as_str()),
-            (AdapterKind::RedisSharded, "redis://r:6390")
+            (
+                config.adapter,
+                config.redis_url.as_str(),
+                config.subscription_mode
+            ),
+            (
+                AdapterKind::RedisSharded,
+                "redis://r:6390",
+                socketio_redis::SubscriptionMode::Dynamic
+            )
+        );
+        let config = load(&["--redis-subscription-mode", "dynamic-private"], &[]).expect("valid");
+        assert_eq!(
+            config.subscription_mode,
+            socketio_redis::SubscriptionMode::DynamicPrivate
+        );
+        let err = load(&["--redis-subscription-mode", "private"], &[])
+            .expect_err("unknown mode")
+            .to_string();
+        assert!(
+            err.starts_with("redis.subscription_mode: unknown subscription mode \"private\""),
+            "{err}"
         );
         let config = load(
             &["--admin", "on", "--admin-mode", "production"],

@@ -254,7 +254,7 @@ fn build_io(
         (AdapterKind::RedisSharded, Some(redis)) => {
             builder = builder.adapter(ShardedAdapter::factory(
                 redis.clone(),
-                ShardedOptions::new(),
+                ShardedOptions::new().subscription_mode(config.subscription_mode),
             ))
         }
         _ => {}
