@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socketio::{Socket, SocketIo};
 use socketio_bench::raw::RawClient;
-use socketio_bench::redis::{redis_binary, RedisServer};
+use socketio_bench::redis::redis_for_test;
 use socketio_redis::{
     RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions, SubscriptionMode,
 };
@@ -55,15 +55,9 @@ fn subscribers(port: u16, channel: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mode_reaches_rooms_and_socket_ids_on_the_other_server() {
-    let Some(binary) = redis_binary() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is not installed"
-        );
-        eprintln!("skipped: redis-server is not installed");
+    let Some(redis) = redis_for_test() else {
         return;
     };
-    let redis = RedisServer::start(&binary);
     for mode in [
         SubscriptionMode::Static,
         SubscriptionMode::Dynamic,

@@ -84,6 +84,16 @@ fn node_peer(redis: &RedisServer, adapter: &str, name: &str) -> Option<Peer> {
 }
 
 fn node_peer_at(redis_url: &str, adapter: &str, name: &str) -> Option<Peer> {
+    node_peer_with(redis_url, adapter, name, &[])
+}
+
+/// The Node peer with extra environment variables.
+fn node_peer_with(
+    redis_url: &str,
+    adapter: &str,
+    name: &str,
+    env: &[(&str, &str)],
+) -> Option<Peer> {
     let dir = repo().join("bench/peers/node");
     if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
         assert!(
@@ -94,7 +104,10 @@ fn node_peer_at(redis_url: &str, adapter: &str, name: &str) -> Option<Peer> {
         return None;
     }
     let mut command = Command::new("node");
-    command.arg("server.js").current_dir(dir);
+    command
+        .arg("server.js")
+        .current_dir(dir)
+        .envs(env.iter().copied());
     Some(start(command, redis_url, adapter, name))
 }
 
@@ -139,20 +152,10 @@ fn sharded_dynamic_private_node_and_rust_on_one_redis() {
     let Some(redis) = redis_for_test() else {
         return;
     };
-    let dir = repo().join("bench/peers/node");
-    if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "bench/peers/node is not installed"
-        );
-        eprintln!("skipped: run `npm ci --prefix bench/peers/node` for the Node peer");
+    let mode = [("SUBSCRIPTION_MODE", "dynamic-private")];
+    let Some(node) = node_peer_with(&redis.url(), "redis-sharded", "node", &mode) else {
         return;
-    }
-    let mut node = Command::new("node");
-    node.arg("server.js")
-        .current_dir(dir)
-        .env("SUBSCRIPTION_MODE", "dynamic-private");
-    let node = start(node, &redis.url(), "redis-sharded", "node");
+    };
     let mut rust = Command::new(example_binary("bench_peer"));
     rust.env("SUBSCRIPTION_MODE", "dynamic-private");
     let rust = start(rust, &redis.url(), "redis-sharded", "rs");
