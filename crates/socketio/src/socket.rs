@@ -149,10 +149,15 @@ pub struct AckSender {
 
 impl AckSender {
     pub(crate) fn none(socket: Socket) -> AckSender {
+        // Nothing to answer: the flag is never read as false nor written, so every such
+        // sender shares one (no allocation per event).
+        static ANSWERED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
         AckSender {
             socket,
             id: None,
-            sent: Arc::new(AtomicBool::new(true)),
+            sent: ANSWERED
+                .get_or_init(|| Arc::new(AtomicBool::new(true)))
+                .clone(),
         }
     }
 
