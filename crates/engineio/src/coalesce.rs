@@ -106,7 +106,7 @@ const STALE: Duration = Duration::from_millis(50);
 
 /// The pacing decision, from how often large batches come and what writing one costs. Pure:
 /// the caller gives the times.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Pacing {
     last_batch: Option<Instant>,
     /// Running average of the time between large batches, in seconds.
@@ -121,6 +121,16 @@ fn average(old: Option<f64>, sample: f64) -> f64 {
 }
 
 impl Pacing {
+    /// Nothing seen yet: no deferral until there is an interval and a cost to compare.
+    pub(crate) const fn new() -> Pacing {
+        Pacing {
+            last_batch: None,
+            interval: None,
+            cost: None,
+            deferring: false,
+        }
+    }
+
     /// A large batch is ready at `now`: how long to defer its writes (`None`: write now).
     pub(crate) fn on_batch(&mut self, now: Instant) -> Option<Duration> {
         if let Some(last) = self.last_batch {
@@ -170,12 +180,7 @@ struct Waiting {
 }
 
 static DEFERRAL: Mutex<Deferral> = Mutex::new(Deferral {
-    pacing: Pacing {
-        last_batch: None,
-        interval: None,
-        cost: None,
-        deferring: false,
-    },
+    pacing: Pacing::new(),
     waiting: None,
     generation: 0,
 });
@@ -290,7 +295,7 @@ mod tests {
     /// Feeds batches every `every`, each costing `cost` to write alone (or `merged_cost` per
     /// batch when deferred), and returns the decisions.
     fn run(every: Duration, cost: Duration, merged_cost: Duration, n: u32) -> Vec<bool> {
-        let mut pacing = Pacing::default();
+        let mut pacing = Pacing::new();
         let start = Instant::now();
         (0..n)
             .map(|i| {
@@ -310,7 +315,7 @@ mod tests {
         assert!(run(20 * MS, 5 * MS, 3 * MS, 200).iter().all(|d| !d));
         assert!(run(10 * MS, 5 * MS, 3 * MS, 200).iter().all(|d| !d));
         // The first batch has nothing to compare with.
-        assert_eq!(Pacing::default().on_batch(Instant::now()), None);
+        assert_eq!(Pacing::new().on_batch(Instant::now()), None);
     }
 
     #[test]
@@ -325,7 +330,7 @@ mod tests {
 
     #[test]
     fn deferral_stops_when_the_load_falls_and_is_bounded() {
-        let mut pacing = Pacing::default();
+        let mut pacing = Pacing::new();
         let start = Instant::now();
         let mut at = start;
         for _ in 0..50 {

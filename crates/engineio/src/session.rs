@@ -191,7 +191,8 @@ pub(crate) struct State {
     pub(crate) wire_busy: bool,
     /// The rest of a write-through the socket did not take; the connection task writes it first.
     pub(crate) pending_wire: Option<BytesMut>,
-    /// A [`coalesce_writes`](crate::coalesce_writes) scope will write the queue when it ends: later senders only queue.
+    /// A [`coalesce_writes`](crate::coalesce_writes) scope (or a deferred flush) will write the
+    /// queue when it ends: later senders only queue.
     held: bool,
 }
 
@@ -220,7 +221,8 @@ pub struct Session {
     limits: (usize, usize),
     user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
     pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
-    /// This session, for the list of sockets a [`coalesce_writes`](crate::coalesce_writes) scope has held writes for.
+    /// This session, for the list of sockets a [`coalesce_writes`](crate::coalesce_writes) scope
+    /// has held writes for.
     me: Weak<Session>,
 }
 
@@ -370,8 +372,8 @@ impl Session {
         Ok(())
     }
 
-    /// The end of a [`coalesce_writes`](crate::coalesce_writes) scope: writes what was queued meanwhile, or leaves it
-    /// to the connection task.
+    /// The end of a [`coalesce_writes`](crate::coalesce_writes) scope: writes what was queued
+    /// meanwhile, or leaves it to the connection task.
     pub(crate) fn write_held(&self) {
         let mut state = self.lock();
         state.held = false;

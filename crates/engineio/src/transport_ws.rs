@@ -75,11 +75,18 @@ pub(crate) fn accept<B: Send + 'static>(
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let io = SharedStream(Arc::new(parts.io.into_inner()));
-                    run(engine, io, parts.read_buf, target).await
+                    run(engine, io, parts.read_buf, target, None).await
                 }
                 // Another server's IO type: rare, so its state machine is boxed.
                 Err(upgraded) => {
-                    Box::pin(run(engine, TokioIo::new(upgraded), Bytes::new(), target)).await
+                    Box::pin(run(
+                        engine,
+                        TokioIo::new(upgraded),
+                        Bytes::new(),
+                        target,
+                        None,
+                    ))
+                    .await
                 }
             },
             Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
@@ -246,29 +253,37 @@ pub(crate) fn run_direct(
     target: Target,
     head: Bytes,
 ) -> impl std::future::Future<Output = ()> + Send {
-    connection(Box::pin(open(
+    run(
         engine,
         SharedStream(Arc::new(io)),
         leftover,
         target,
         Some(head),
-    )))
+    )
 }
 
+/// The connection's task: the opening, boxed, then the connection itself.
 fn run<IO: ConnIo>(
     engine: Arc<EngineInner>,
     io: IO,
     leftover: Bytes,
     target: Target,
+    preamble: Option<Bytes>,
 ) -> impl std::future::Future<Output = ()> + Send {
-    connection(Box::pin(open(engine, io, leftover, target, None)))
+    connection(Box::pin(open(engine, io, leftover, target, preamble)))
 }
+
+/// What [`open`] gives the connection: its stream, its session and the ping timeout; `None`
+/// when the connection is done with.
+type Opened<IO> = Option<(Conn<IO>, Arc<Session>, std::time::Duration)>;
 
 /// What a connection's task holds for its whole life: the connection, its session, and the
 /// main loop's state. The opening (arguments, probe, refusals) runs in a boxed future that is
 /// freed before the main loop starts: an `async fn` keeps room for its arguments as long as it
 /// runs, which here would be more than the rest of the connection's state.
-async fn connection<IO: ConnIo>(opening: Pin<Box<impl Opening<IO>>>) {
+async fn connection<IO: ConnIo>(
+    opening: Pin<Box<impl std::future::Future<Output = Opened<IO>> + Send>>,
+) {
     let Some((mut conn, session, ping_timeout)) = opening.await else {
         return;
     };
@@ -283,26 +298,15 @@ async fn connection<IO: ConnIo>(opening: Pin<Box<impl Opening<IO>>>) {
     let _ = conn.io.shutdown().await;
 }
 
-/// The future of [`open`].
-trait Opening<IO>:
-    std::future::Future<Output = Option<(Conn<IO>, Arc<Session>, std::time::Duration)>> + Send
-{
-}
-
-impl<IO, F> Opening<IO> for F where
-    F: std::future::Future<Output = Option<(Conn<IO>, Arc<Session>, std::time::Duration)>> + Send
-{
-}
-
 /// Opens the connection's session (a new one, or the upgrade of a polling one after the probe),
-/// or refuses it; `None` when the connection is done with.
+/// or refuses it.
 async fn open<IO: ConnIo>(
     engine: Arc<EngineInner>,
     io: IO,
     leftover: Bytes,
     target: Target,
     preamble: Option<Bytes>,
-) -> Option<(Conn<IO>, Arc<Session>, std::time::Duration)> {
+) -> Opened<IO> {
     // Copy what hyper read past the request, then let go of hyper's whole read buffer, which
     // `leftover` points into.
     let buf = if leftover.is_empty() {

@@ -160,17 +160,12 @@ impl Args {
 
     /// The raw JSON text of elements `from..` as a JSON array (`[a,b]`), or `[]`.
     pub fn raw_array_from(&self, from: usize) -> String {
-        match (self.ranges.get(from), self.ranges.last()) {
-            (Some(first), Some(last)) => {
-                let inner = std::str::from_utf8(&self.json[first.start..last.end]).unwrap_or("");
-                let mut out = String::with_capacity(inner.len() + 2);
-                out.push('[');
-                out.push_str(inner);
-                out.push(']');
-                out
-            }
-            _ => "[]".to_owned(),
-        }
+        let inner = std::str::from_utf8(self.raw_elements_from(from)).unwrap_or("");
+        let mut out = String::with_capacity(inner.len() + 2);
+        out.push('[');
+        out.push_str(inner);
+        out.push(']');
+        out
     }
 
     /// The raw JSON text of the elements from `from` on, without the brackets: what goes

@@ -788,13 +788,17 @@ impl Socket {
         encoded: EncodedPacket,
         volatile: bool,
     ) -> Result<(), EmitError> {
+        if self.0.client.config.parser != crate::Parser::Default {
+            // The msgpack frame is encoded anew from the packet anyway.
+            return self.send_encoded(&encoded, volatile);
+        }
         self.report_sent(&encoded);
-        let session = &self.0.client.session;
-        let result = match self.0.client.config.parser {
-            crate::Parser::Default => session.send_all(encoded.into_frames(), volatile),
-            crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
-        };
-        Self::send_result(result)
+        Self::send_result(
+            self.0
+                .client
+                .session
+                .send_all(encoded.into_frames(), volatile),
+        )
     }
 
     fn report_sent(&self, encoded: &EncodedPacket) {
