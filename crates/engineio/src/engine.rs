@@ -137,8 +137,18 @@ impl Sessions {
     }
 }
 
-/// How long a session closed by the client over polling stays answerable (see `remove`).
-const CLIENT_CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+/// What a poll of a closed session gets: a noop after the client's own close (it expects no
+/// more), the close packet after the server's.
+fn closed_poll_answer(state: &crate::session::State) -> &'static [u8] {
+    if state.client_closed {
+        b"6"
+    } else {
+        b"1"
+    }
+}
+
+/// How long a polling session closed without a poll waiting stays answerable (see `remove`).
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
@@ -293,13 +303,13 @@ impl Engine {
                 return inner.refuse(&req_line, HttpError::UnknownSid, None);
             }
             if session.is_closed() {
-                // Kept briefly after a client close (see `remove`): one in-flight poll ends
-                // with a noop, anything else finds the session gone.
+                // Kept briefly after its close (see `remove`): one poll gets the answer a
+                // waiting poll would have had, anything else finds the session gone.
                 inner.sessions.remove(&session.sid());
                 if req.method() == Method::GET && transport == TransportKind::Polling {
                     return text_response(
                         StatusCode::OK,
-                        Bytes::from_static(b"6"),
+                        Bytes::from_static(closed_poll_answer(&session.lock())),
                         "text/plain; charset=UTF-8",
                     );
                 }
@@ -635,20 +645,29 @@ impl EngineInner {
 
     pub(crate) fn remove(&self, session: &Session, reason: CloseReason) {
         let sid = session.sid();
+        // A polling session closed while no poll waits, by the client or on purpose by the
+        // server, has its next poll in flight or about to come: keep the closed session for a
+        // moment so that poll gets its answer instead of "unknown session" (which a client
+        // reports as a transport error): a noop after the client's close, the close packet
+        // after the server's (Node's server likewise sends it with the next poll). A session
+        // closed for an error is gone at once, as the protocol's test suite expects.
+        let on_purpose = matches!(
+            reason,
+            CloseReason::ForcedClose | CloseReason::ServerShutdown
+        );
         let linger = {
             let state = session.lock();
-            state.client_closed && state.transport == TransportKind::Polling && !state.polling
+            (state.client_closed || on_purpose)
+                && state.transport == TransportKind::Polling
+                && !state.polling
         };
-        // A client that closes over polling may have a poll in flight on another connection,
-        // which a multi-threaded server can see after the close: keep the closed session for a
-        // moment so that poll gets its noop instead of "unknown session".
         let session = if linger {
             let Some(session) = self.sessions.get(&sid) else {
                 return;
             };
             let sessions = Arc::downgrade(&self.sessions);
             tokio::spawn(async move {
-                tokio::time::sleep(CLIENT_CLOSE_LINGER).await;
+                tokio::time::sleep(CLOSE_LINGER).await;
                 if let Some(sessions) = sessions.upgrade() {
                     sessions.remove(&sid);
                 }
@@ -695,11 +714,7 @@ impl EngineInner {
             let body = {
                 let mut state = session.lock();
                 if state.closed.is_some() {
-                    Some(Bytes::from_static(if state.client_closed {
-                        b"6"
-                    } else {
-                        b"1"
-                    }))
+                    Some(Bytes::from_static(closed_poll_answer(&state)))
                 } else if state.transport != TransportKind::Polling {
                     Some(Bytes::from_static(b"6"))
                 } else if !state.frames.is_empty() {

@@ -815,3 +815,45 @@ async fn raw_args_beside_other_extractors_all_see_the_arguments() {
         .expect("send");
     assert_eq!(text(&mut client).await, r#"433[[9,"\"c\""]]"#);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_client_closed_by_the_server_between_polls_gets_the_close_packet() {
+    use socketio_bench::http::HttpConn;
+    let io = SocketIo::builder().build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        socket.on("kick", |socket: Socket| async move {
+            socket.close_connection();
+        });
+    });
+    let addr = serve(&io).await;
+    let mut http = HttpConn::connect(addr).await.expect("connect");
+    let (status, open) = http
+        .request("GET", "/socket.io/?EIO=4&transport=polling", b"")
+        .await
+        .expect("handshake");
+    assert_eq!(status, 200);
+    let open = String::from_utf8_lossy(&open).into_owned();
+    let sid = open
+        .split("\"sid\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("sid")
+        .to_owned();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let (status, _) = http.request("POST", &path, b"40").await.expect("connect");
+    assert_eq!(status, 200);
+    let (_, connected) = http.request("GET", &path, b"").await.expect("CONNECT");
+    assert!(connected.starts_with(b"40{"), "{connected:?}");
+    // The server closes the session while no poll is waiting: the next poll is answered
+    // with the close packet (as Node's server does), not "Session ID unknown".
+    let (status, _) = http
+        .request("POST", &path, br#"42["kick"]"#)
+        .await
+        .expect("kick");
+    assert_eq!(status, 200);
+    let (status, body) = http.request("GET", &path, b"").await.expect("poll");
+    assert_eq!((status, &body[..]), (200, &b"1"[..]));
+    // After that answer the session is gone.
+    let (status, _) = http.request("GET", &path, b"").await.expect("poll again");
+    assert_eq!(status, 400);
+}
