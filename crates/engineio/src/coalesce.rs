@@ -113,6 +113,9 @@ pub(crate) struct Pacing {
     interval: Option<f64>,
     /// Running average of the write time per batch, in seconds.
     cost: Option<f64>,
+    /// Running average of the share of time the thread waited for a CPU (another process, or
+    /// another server on the same core, holding it): time that is as busy as writing.
+    contention: f64,
     deferring: bool,
 }
 
@@ -127,21 +130,27 @@ impl Pacing {
             last_batch: None,
             interval: None,
             cost: None,
+            contention: 0.0,
             deferring: false,
         }
     }
 
     /// A large batch is ready at `now`: how long to defer its writes (`None`: write now).
-    pub(crate) fn on_batch(&mut self, now: Instant) -> Option<Duration> {
+    /// `contention` is the share of the time since the thread's last batch that it spent
+    /// waiting for a CPU, when the system tells (see [`run_queue`]).
+    pub(crate) fn on_batch(&mut self, now: Instant, contention: Option<f64>) -> Option<Duration> {
         if let Some(last) = self.last_batch {
             let gap = now.saturating_duration_since(last).as_secs_f64();
             self.interval = Some(average(self.interval, gap));
+        }
+        if let Some(share) = contention {
+            self.contention = average(Some(self.contention), share.clamp(0.0, 1.0));
         }
         self.last_batch = Some(now);
         let (Some(interval), Some(cost)) = (self.interval, self.cost) else {
             return None;
         };
-        let load = cost / interval.max(1e-6);
+        let load = cost / interval.max(1e-6) + self.contention;
         self.deferring = load
             > if self.deferring {
                 LEAVE_LOAD
@@ -202,8 +211,9 @@ fn release(scope: Scope) {
         return write_all(&held);
     }
     let now = Instant::now();
+    let contention = run_queue::waiting_share(now);
     let mut state = deferral();
-    let wait = state.pacing.on_batch(now);
+    let wait = state.pacing.on_batch(now, contention);
     if let Some(waiting) = state.waiting.as_mut() {
         waiting.held.extend(held);
         waiting.batches += 1;
@@ -286,20 +296,97 @@ fn timed_flush(held: &[Weak<Session>], batches: usize) {
     deferral().pacing.on_flush(took, batches);
 }
 
+/// How much of its time a thread spends runnable but waiting for a CPU. Two servers sharing a
+/// core each see their own writes take half the time between batches, yet the core is full: the
+/// wait is what shows it. Linux reports it per thread in `/proc/thread-self/schedstat` (the
+/// second field, in nanoseconds); elsewhere, or when the file cannot be read, nothing is known
+/// and pacing goes by the write time alone.
+mod run_queue {
+    use std::cell::RefCell;
+    use std::fs::File;
+    use std::time::Instant;
+
+    /// This thread's probe: the open file and the previous reading.
+    struct Probe {
+        file: File,
+        last: Option<(u64, Instant)>,
+    }
+
+    thread_local! {
+        /// `None` until first used; `Some(None)` when the file cannot be opened.
+        static PROBE: RefCell<Option<Option<Probe>>> = const { RefCell::new(None) };
+    }
+
+    /// The wait (ns) in a `schedstat` line: "<on cpu ns> <waiting ns> <timeslices>".
+    pub(super) fn parse(line: &[u8]) -> Option<u64> {
+        let text = std::str::from_utf8(line).ok()?;
+        text.split_ascii_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// The share of `elapsed` spent waiting, from two readings of the wait.
+    pub(super) fn share(before_ns: u64, now_ns: u64, elapsed: std::time::Duration) -> Option<f64> {
+        let elapsed = elapsed.as_nanos() as f64;
+        (elapsed > 0.0).then(|| (now_ns.saturating_sub(before_ns) as f64 / elapsed).min(1.0))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read(file: &File) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 64];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        parse(&buf[..n])
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn read(_: &File) -> Option<u64> {
+        None
+    }
+
+    /// The share of the time since this thread's previous call that it spent waiting for a
+    /// CPU; `None` on its first call or when the system does not tell.
+    pub(super) fn waiting_share(now: Instant) -> Option<f64> {
+        PROBE.with(|probe| {
+            let mut probe = probe.borrow_mut();
+            let probe = probe
+                .get_or_insert_with(|| {
+                    let file = File::open("/proc/thread-self/schedstat").ok()?;
+                    Some(Probe { file, last: None })
+                })
+                .as_mut()?;
+            let waited = read(&probe.file)?;
+            let last = probe.last.replace((waited, now));
+            let (before, at) = last?;
+            share(before, waited, now.saturating_duration_since(at))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const MICROS: Duration = Duration::from_micros(1);
 
     /// Feeds batches every `every`, each costing `cost` to write alone (or `merged_cost` per
     /// batch when deferred), and returns the decisions.
     fn run(every: Duration, cost: Duration, merged_cost: Duration, n: u32) -> Vec<bool> {
+        run_contended(every, cost, merged_cost, None, n)
+    }
+
+    /// As [`run`], the thread also waiting for a CPU for the share `contention` of the time.
+    fn run_contended(
+        every: Duration,
+        cost: Duration,
+        merged_cost: Duration,
+        contention: Option<f64>,
+        n: u32,
+    ) -> Vec<bool> {
         let mut pacing = Pacing::new();
         let start = Instant::now();
         (0..n)
             .map(|i| {
-                let wait = pacing.on_batch(start + every * i);
+                let wait = pacing.on_batch(start + every * i, contention);
                 match wait {
                     Some(_) => pacing.on_flush(merged_cost, 1),
                     None => pacing.on_flush(cost, 1),
@@ -315,7 +402,7 @@ mod tests {
         assert!(run(20 * MS, 5 * MS, 3 * MS, 200).iter().all(|d| !d));
         assert!(run(10 * MS, 5 * MS, 3 * MS, 200).iter().all(|d| !d));
         // The first batch has nothing to compare with.
-        assert_eq!(Pacing::new().on_batch(Instant::now()), None);
+        assert_eq!(Pacing::new().on_batch(Instant::now(), None), None);
     }
 
     #[test]
@@ -329,23 +416,60 @@ mod tests {
     }
 
     #[test]
+    fn a_server_waiting_for_a_shared_core_defers() {
+        // 200/s, writes taking half the interval, and the other half spent waiting for the
+        // core another server holds: as full as one server writing all the time.
+        let decisions = run_contended(5 * MS, 2500 * MICROS, 1600 * MICROS, Some(0.45), 200);
+        assert!(decisions.iter().skip(10).all(|d| *d));
+        // The same writes on a core of its own: no deferral.
+        let decisions = run_contended(5 * MS, 2500 * MICROS, 1600 * MICROS, Some(0.0), 200);
+        assert!(decisions.iter().all(|d| !d));
+    }
+
+    #[test]
+    fn the_run_queue_wait_is_read_as_a_share_of_the_time() {
+        assert_eq!(run_queue::parse(b"351734612 345581 25\n"), Some(345581));
+        assert_eq!(run_queue::parse(b"garbage"), None);
+        assert_eq!(run_queue::parse(b""), None);
+        assert_eq!(run_queue::share(1_000, 3_000, 4 * MICROS), Some(0.5));
+        // Clamped, and no share of no time.
+        assert_eq!(run_queue::share(0, 9_000, 4 * MICROS), Some(1.0));
+        assert_eq!(run_queue::share(5, 1, 4 * MICROS), Some(0.0));
+        assert_eq!(run_queue::share(0, 1, Duration::ZERO), None);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_run_queue_wait_is_known_on_linux() {
+        if !std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            eprintln!("skipped: this kernel has no per-thread schedstat");
+            return;
+        }
+        let start = Instant::now();
+        assert_eq!(run_queue::waiting_share(start), None, "no earlier reading");
+        std::thread::sleep(2 * MS);
+        let share = run_queue::waiting_share(Instant::now()).expect("a second reading");
+        assert!((0.0..=1.0).contains(&share), "{share}");
+    }
+
+    #[test]
     fn deferral_stops_when_the_load_falls_and_is_bounded() {
         let mut pacing = Pacing::new();
         let start = Instant::now();
         let mut at = start;
         for _ in 0..50 {
             at += 40 * MS;
-            pacing.on_batch(at);
+            pacing.on_batch(at, None);
             pacing.on_flush(45 * MS, 1);
         }
         // Batches 40 ms apart: deferred by at most 10 ms.
-        assert_eq!(pacing.on_batch(at + 40 * MS), Some(MAX_DEFER));
+        assert_eq!(pacing.on_batch(at + 40 * MS, None), Some(MAX_DEFER));
         at += 40 * MS;
         for _ in 0..50 {
             at += 40 * MS;
             pacing.on_flush(MS, 1);
-            pacing.on_batch(at);
+            pacing.on_batch(at, None);
         }
-        assert_eq!(pacing.on_batch(at + 40 * MS), None);
+        assert_eq!(pacing.on_batch(at + 40 * MS, None), None);
     }
 }
