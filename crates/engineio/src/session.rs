@@ -194,6 +194,9 @@ pub(crate) struct State {
     /// A [`coalesce_writes`](crate::coalesce_writes) scope (or a deferred flush) will write the
     /// queue when it ends: later senders only queue.
     held: bool,
+    /// The WebSocket connection task, registered while it waits for frames, the close or its
+    /// socket: whoever queues frames for it or closes the session takes and wakes it.
+    pub(crate) task: Option<std::task::Waker>,
 }
 
 impl State {
@@ -260,6 +263,7 @@ impl Session {
                 wire_busy: false,
                 pending_wire: None,
                 held: false,
+                task: None,
             }),
             changed: Notify::new(),
             pong: Notify::new(),
@@ -367,9 +371,19 @@ impl Session {
                 return Ok(());
             }
         }
-        drop(state);
-        self.changed.notify_waiters();
+        self.notify_changed(state);
         Ok(())
+    }
+
+    /// Wakes what waits for frames or the close: the WebSocket connection task (taken from the
+    /// state while it is locked, woken once it is not) and the notifier's waiters.
+    fn notify_changed(&self, mut state: MutexGuard<'_, State>) {
+        let task = state.task.take();
+        drop(state);
+        if let Some(task) = task {
+            task.wake();
+        }
+        self.changed.notify_waiters();
     }
 
     /// The end of a [`coalesce_writes`](crate::coalesce_writes) scope: writes what was queued
@@ -386,8 +400,7 @@ impl Session {
         {
             return;
         }
-        drop(state);
-        self.changed.notify_waiters();
+        self.notify_changed(state);
     }
 
     fn enqueue(&self, frame: Frame, volatile: bool) -> Result<(), SendError> {
@@ -461,11 +474,9 @@ impl Session {
         if self.close_started.swap(true, Ordering::AcqRel) {
             return;
         }
-        {
-            let mut state = self.lock();
-            state.closed = Some(reason);
-        }
-        self.changed.notify_waiters();
+        let mut state = self.lock();
+        state.closed = Some(reason);
+        self.notify_changed(state);
         if let Some(engine) = self.engine.upgrade() {
             engine.remove(self, reason);
         }

@@ -6,7 +6,7 @@
 //! only the bytes of an incomplete frame are kept.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -135,12 +135,38 @@ impl AsyncRead for SharedStream {
     ) -> Poll<io::Result<()>> {
         loop {
             std::task::ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
+            let dst = buf.initialize_unfilled();
+            let want = dst.len();
+            let mut got = 0;
+            // A read shorter than asked for drained the socket: it is reported to the
+            // readiness machinery as "would block" (the bytes are kept), so that the next read
+            // waits for the next epoll event instead of calling `recv` only to get EAGAIN, as
+            // tokio's own `TcpStream` does.
+            let read = self.0.try_io(tokio::io::Interest::READABLE, || {
+                got = io::Read::read(&mut &*socket2::SockRef::from(&*self.0), dst)?;
+                if got > 0 && got < want {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(got)
+                }
+            });
+            match read {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                    buf.advance(got);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
@@ -291,7 +317,11 @@ async fn connection<IO: ConnIo>(
     session.close_with(reason);
     // Senders stop writing (the session is closed); the close frame goes behind whatever one
     // of them left unfinished.
-    session.lock().wire = None;
+    {
+        let mut state = session.lock();
+        state.wire = None;
+        state.task = None;
+    }
     let mut close = BytesMut::new();
     ws_codec::encode_close(1000, &mut close);
     let _ = write_own_frame(&mut conn, &session, &close).await;
@@ -454,59 +484,87 @@ async fn serve<IO: ConnIo>(
     if let Err(reason) = drain_messages(conn, session).await {
         return reason;
     }
-    // One registration with the session's notifier for as long as it does not fire (it
-    // receives every notification from its creation on), not one per loop.
-    let changed = session.changed.notified();
-    tokio::pin!(changed);
+    let mut armed = None;
     loop {
-        let remainder = match flush_now(conn, session) {
+        match flush_now(conn, session) {
             Flush::Closed(reason) => return reason,
             Flush::Failed => return CloseReason::TransportError,
-            Flush::Written => continue,
-            Flush::Idle => None,
-            Flush::Partial(rest) => Some(rest),
-        };
-        if let Some(rest) = remainder {
-            // The socket is full. Boxed, so that idle connections do not carry this state.
-            if !Box::pin(write_blocked(conn, session, rest)).await {
-                return CloseReason::TransportError;
-            }
-            session.lock().wire_busy = false;
-            continue;
-        }
-        changed.as_mut().enable();
-        let deadline = {
-            let state = session.lock();
-            if state.closed.is_some() || !state.frames.is_empty() {
+            Flush::Written | Flush::Idle => {}
+            Flush::Partial(rest) => {
+                // The socket is full. Boxed, so that idle connections do not carry this state.
+                if !Box::pin(write_blocked(conn, session, rest)).await {
+                    return CloseReason::TransportError;
+                }
+                session.lock().wire_busy = false;
                 continue;
             }
-            state.heartbeat_deadline()
-        };
-        conn.release_idle_buffer();
-        if let Some(deadline) = deadline {
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
         }
-        tokio::select! {
-            _ = &mut changed => changed.set(session.changed.notified()),
-            _ = &mut timer, if deadline.is_some() => {
+        conn.release_idle_buffer();
+        let woke = poll_fn(|cx| poll_wait(cx, conn, session, timer.as_mut(), &mut armed)).await;
+        match woke {
+            Woke::Changed => {}
+            Woke::Heartbeat => {
                 if let Err(reason) = heartbeat_tick(session, ping_timeout) {
                     return reason;
                 }
-                timer.as_mut().reset(far);
+                armed = None;
             }
-            read = conn.read_some() => match read {
-                Ok(0) => return CloseReason::TransportClose,
-                Err(_) => return CloseReason::TransportError,
-                Ok(_) => {
-                    if let Err(reason) = drain_messages(conn, session).await {
-                        return reason;
-                    }
+            Woke::Read(Ok(0)) => return CloseReason::TransportClose,
+            Woke::Read(Err(_)) => return CloseReason::TransportError,
+            Woke::Read(Ok(_)) => {
+                if let Err(reason) = drain_messages(conn, session).await {
+                    return reason;
                 }
             }
         }
     }
+}
+
+/// What ended the connection task's wait.
+enum Woke {
+    /// Frames were queued or the session closed (or a write-through left bytes behind).
+    Changed,
+    /// The heartbeat deadline passed.
+    Heartbeat,
+    /// The socket was read.
+    Read(io::Result<usize>),
+}
+
+/// The connection task's wait, polled: the session (frames queued, closed), the heartbeat
+/// deadline, the socket. The task's waker is registered in the session state under the lock
+/// that senders take to queue, so that no wake-up is lost and none costs a notifier's
+/// registration. The timer is polled only when its deadline changed or it fired: between
+/// those, the waker it holds from its last poll is this task's.
+fn poll_wait<IO: ConnIo>(
+    cx: &mut Context<'_>,
+    conn: &mut Conn<IO>,
+    session: &Session,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+    armed: &mut Option<tokio::time::Instant>,
+) -> Poll<Woke> {
+    let deadline = {
+        let mut state = session.lock();
+        if state.closed.is_some() || !state.frames.is_empty() || state.pending_wire.is_some() {
+            return Poll::Ready(Woke::Changed);
+        }
+        if !state.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+            state.task = Some(cx.waker().clone());
+        }
+        state.heartbeat_deadline()
+    };
+    if let Some(deadline) = deadline {
+        let poll = if *armed != Some(deadline) {
+            timer.as_mut().reset(deadline);
+            *armed = Some(deadline);
+            true
+        } else {
+            timer.is_elapsed()
+        };
+        if poll && timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woke::Heartbeat);
+        }
+    }
+    conn.poll_read_some(cx).map(Woke::Read)
 }
 
 /// Waits until a blocked write completes, or the session closes meanwhile (a slow consumer

@@ -56,4 +56,28 @@ async fn layer_serves_socketio_beside_app_routes() {
         .expect("open");
     assert_eq!(&reply[..], b"431[\"via axum\"]");
     assert_eq!(io.connection_count(), 1);
+
+    // A connection upgraded through hyper cannot be written by its senders themselves: what
+    // another task emits, and a disconnect from the server, reach the idle connection only by
+    // waking its task.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    io.of("/").emit("pushed", &1).expect("emit");
+    let pushed = client
+        .recv_text_timeout(Duration::from_secs(3))
+        .await
+        .expect("pushed")
+        .expect("open");
+    assert_eq!(&pushed[..], b"42[\"pushed\",1]");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    io.of("/")
+        .local()
+        .disconnect_sockets(true)
+        .await
+        .expect("disconnect");
+    // `close`: no DISCONNECT packet, the connection itself is closed (as Node does).
+    let last = client
+        .recv_text_timeout(Duration::from_secs(3))
+        .await
+        .expect("closed in time");
+    assert_eq!(last, None);
 }
