@@ -185,6 +185,18 @@ impl Args {
         self
     }
 
+    /// The bytes of the first element when it is a string without escapes: the event name as
+    /// it is, for matching against registered names without decoding it.
+    pub(crate) fn plain_event_name(&self) -> Option<&[u8]> {
+        let range = self.ranges.first()?.clone();
+        let inner = self
+            .json
+            .get(range)?
+            .strip_prefix(b"\"")?
+            .strip_suffix(b"\"")?;
+        (!inner.contains(&b'\\')).then_some(inner)
+    }
+
     /// The first element as an event name (a string, or a number).
     pub fn event_name(&self) -> Option<std::borrow::Cow<'_, str>> {
         let raw = self.raw(0)?;
@@ -307,10 +319,13 @@ pub fn decode(text: Bytes, limits: &Limits) -> Result<Packet, ParseError> {
             }
             packet.args = parse_args(payload, limits)?;
             if !is_ack {
-                let first = packet.args.raw(0).ok_or(ParseError::InvalidPayload)?;
-                if !(first.starts_with('"')
-                    || first.starts_with(|c: char| c == '-' || c.is_ascii_digit()))
-                {
+                // The event name: a string or a number (the scan checked the element).
+                let first = packet
+                    .args
+                    .ranges
+                    .first()
+                    .map(|r| packet.args.json[r.start]);
+                if !matches!(first, Some(b'"' | b'-' | b'0'..=b'9')) {
                     return Err(ParseError::InvalidPayload);
                 }
             }
@@ -515,8 +530,22 @@ mod tests {
             (PacketType::Event, "/chat", Some(12))
         );
         assert_eq!(p.event_name().as_deref(), Some("msg"));
+        assert_eq!(p.args.plain_event_name(), Some(&b"msg"[..]));
         let escaped = dec(r#"2["a\"b",1]"#).expect("event");
         assert_eq!(escaped.event_name().as_deref(), Some("a\"b"));
+        // Escaped or numeric names are decoded, not matched as bytes.
+        assert_eq!(escaped.args.plain_event_name(), None);
+        assert_eq!(dec("2[12,1]").expect("event").args.plain_event_name(), None);
+        assert_eq!(
+            dec("2[\"-1\"]").expect("event").args.plain_event_name(),
+            Some(&b"-1"[..])
+        );
+        assert_eq!(dec("2[1]").map(|p| p.kind), Ok(PacketType::Event));
+        assert_eq!(
+            dec("2[true]").map(|p| p.kind),
+            Err(ParseError::InvalidPayload)
+        );
+        assert_eq!(dec("2[]").map(|p| p.kind), Err(ParseError::InvalidPayload));
         assert_eq!(
             dec("2[12,1]").expect("event").event_name().as_deref(),
             Some("12")

@@ -823,16 +823,27 @@ impl Socket {
     pub(crate) fn dispatch_event(&self, packet: Packet) {
         // The handler, and the event name as it was registered (a literal costs no copy).
         let (event, handler): (Cow<'static, str>, Option<ErasedHandler>) = {
-            let Some(name) = packet.event_name() else {
-                return;
-            };
             let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
-            match handlers
-                .iter()
-                .find(|(registered, _)| **registered == *name)
-            {
+            // Most names have no escapes: matched as bytes, without decoding them.
+            let plain = packet.args.plain_event_name().and_then(|name| {
+                handlers
+                    .iter()
+                    .find(|(registered, _)| registered.as_bytes() == name)
+            });
+            match plain {
                 Some((registered, handler)) => (registered.clone(), Some(handler.clone())),
-                None => (Cow::Owned(name.into_owned()), None),
+                None => {
+                    let Some(name) = packet.event_name() else {
+                        return;
+                    };
+                    match handlers
+                        .iter()
+                        .find(|(registered, _)| **registered == *name)
+                    {
+                        Some((registered, handler)) => (registered.clone(), Some(handler.clone())),
+                        None => (Cow::Owned(name.into_owned()), None),
+                    }
+                }
             }
         };
         let span =
@@ -887,12 +898,18 @@ impl Socket {
             ack: ack.clone(),
             args_wanted_later: true,
         };
-        let started = std::time::Instant::now();
+        // Only an observer reads the handler's duration (the clock is not free).
+        let started = self
+            .0
+            .ns
+            .observer
+            .as_ref()
+            .map(|_| std::time::Instant::now());
         let mut fut = handler(ctx);
         let mut cx = Context::from_waker(Waker::noop());
         match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
             Ok(Poll::Ready(result)) => {
-                if let Some(o) = &self.0.ns.observer {
+                if let (Some(o), Some(started)) = (&self.0.ns.observer, started) {
                     o.handler(self.ns_name(), &name, started.elapsed(), result.is_err());
                 }
                 if let Err(err) = result {
@@ -903,7 +920,7 @@ impl Socket {
                 let socket = self.clone();
                 run_inline(async move {
                     let result = fut.await;
-                    if let Some(o) = &socket.0.ns.observer {
+                    if let (Some(o), Some(started)) = (&socket.0.ns.observer, started) {
                         o.handler(socket.ns_name(), &name, started.elapsed(), result.is_err());
                     }
                     if let Err(err) = result {

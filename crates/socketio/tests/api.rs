@@ -857,3 +857,33 @@ async fn a_polling_client_closed_by_the_server_between_polls_gets_the_close_pack
     let (status, _) = http.request("GET", &path, b"").await.expect("poll again");
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_names_are_matched_plain_or_escaped() {
+    let io = SocketIo::builder().build();
+    io.of("/").on_connection(|socket: Socket| async move {
+        for name in ["plain", "quo\"te", "été"] {
+            socket.on(
+                name,
+                move |socketio::Data(n): socketio::Data<u32>, ack: socketio::AckSender| async move {
+                    let _ = ack.send(&format!("{name}:{n}"));
+                },
+            );
+        }
+    });
+    let addr = serve(&io).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("connect");
+    for (packet, answer) in [
+        (r#"421["plain",1]"#, r#"431["plain:1"]"#),
+        (r#"422["quo\"te",2]"#, r#"432["quo\"te:2"]"#),
+        // The same name written with escapes is the same name.
+        (r#"423["\u00e9t\u00e9",3]"#, r#"433["été:3"]"#),
+        (r#"424["été",4]"#, r#"434["été:4"]"#),
+        (r#"425["\u0070lain",5]"#, r#"435["plain:5"]"#),
+    ] {
+        client.send_text(packet.as_bytes()).await.expect("send");
+        assert_eq!(text(&mut client).await, answer, "{packet}");
+    }
+}
