@@ -48,18 +48,90 @@ pub(crate) fn scan(
     mut element: impl FnMut(Range<usize>),
 ) -> Result<(), ScanError> {
     let max_depth = max_depth.min(MAX_TRACKED_DEPTH);
+    let mut i = skip_whitespace(json, 0);
+    if json.get(i) != Some(&b'[') {
+        // Not an array: one value, no elements to report.
+        let end = value_end(json, i, 0, max_depth)?;
+        return end_of_text(json, end);
+    }
+    if max_depth == 0 {
+        return Err(too_deep(max_depth));
+    }
+    // The top-level array, walked here: its elements are mostly scalars, which need none of
+    // the nesting state.
+    i = skip_whitespace(json, i + 1);
+    if json.get(i) == Some(&b']') {
+        return end_of_text(json, i + 1);
+    }
+    let mut elements = 0usize;
+    loop {
+        if elements == max_elements {
+            return Err(ScanError::TooMany);
+        }
+        elements += 1;
+        let end = value_end(json, i, 1, max_depth)?;
+        element(i..end);
+        i = skip_whitespace(json, end);
+        match json.get(i) {
+            Some(b',') => i = skip_whitespace(json, i + 1),
+            Some(b']') => return end_of_text(json, i + 1),
+            _ => return Err(ScanError::Invalid),
+        }
+    }
+}
+
+fn skip_whitespace(json: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = json.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The error for a container opened at the depth limit: past serde_json's own limit, a text is
+/// invalid as it always was; below it, too deep.
+fn too_deep(max_depth: usize) -> ScanError {
+    if max_depth == MAX_TRACKED_DEPTH {
+        ScanError::Invalid
+    } else {
+        ScanError::TooDeep
+    }
+}
+
+/// The end of the value starting at `at`, inside `depth` levels of containers.
+fn value_end(json: &[u8], at: usize, depth: usize, max_depth: usize) -> Result<usize, ScanError> {
+    match json.get(at) {
+        Some(b'[' | b'{') => container_end(json, at, depth, max_depth),
+        _ => scalar_end(json, at),
+    }
+}
+
+/// The end of the string, number or literal starting at `at`.
+fn scalar_end(json: &[u8], at: usize) -> Result<usize, ScanError> {
+    match json.get(at) {
+        Some(b'"') => string_end(json, at),
+        Some(b'-' | b'0'..=b'9') => number_end(json, at),
+        Some(b't') => literal_end(json, at, b"true"),
+        Some(b'f') => literal_end(json, at, b"false"),
+        Some(b'n') => literal_end(json, at, b"null"),
+        _ => Err(ScanError::Invalid),
+    }
+}
+
+/// The end of the array or object opening at `at`, inside `base` levels of containers: a state
+/// machine, not recursion, so that hostile nesting costs no stack.
+fn container_end(
+    json: &[u8],
+    at: usize,
+    base: usize,
+    max_depth: usize,
+) -> Result<usize, ScanError> {
     // Bit `d` set: the container at depth `d + 1` is an object.
     let mut objects: u128 = 0;
-    let mut depth = 0usize;
-    let mut top_is_array = false;
-    let mut elements = 0usize;
-    let mut start = 0usize;
+    let mut depth = base;
     let mut want = Want::Value;
-    let mut i = 0usize;
+    let mut i = at;
     loop {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = json.get(i) {
-            i += 1;
-        }
+        i = skip_whitespace(json, i);
         let Some(&c) = json.get(i) else {
             return Err(ScanError::Invalid);
         };
@@ -69,50 +141,22 @@ pub(crate) fn scan(
                 if want == Want::ValueOrEnd && c == b']' {
                     i += 1;
                 } else {
-                    if depth == 1 && top_is_array {
-                        if elements == max_elements {
-                            return Err(ScanError::TooMany);
+                    if let b'[' | b'{' = c {
+                        if depth == max_depth {
+                            return Err(too_deep(max_depth));
                         }
-                        elements += 1;
-                        start = i;
-                    }
-                    match c {
-                        b'[' | b'{' => {
-                            if depth == max_depth {
-                                return Err(if max_depth == MAX_TRACKED_DEPTH {
-                                    ScanError::Invalid
-                                } else {
-                                    ScanError::TooDeep
-                                });
-                            }
-                            if c == b'{' {
-                                objects |= 1 << depth;
-                                want = Want::KeyOrEnd;
-                            } else {
-                                objects &= !(1 << depth);
-                                want = Want::ValueOrEnd;
-                            }
-                            if depth == 0 {
-                                top_is_array = c == b'[';
-                            }
-                            depth += 1;
-                            i += 1;
-                            continue;
+                        if c == b'{' {
+                            objects |= 1 << depth;
+                            want = Want::KeyOrEnd;
+                        } else {
+                            objects &= !(1 << depth);
+                            want = Want::ValueOrEnd;
                         }
-                        b'"' => i = string_end(json, i)?,
-                        b'-' | b'0'..=b'9' => i = number_end(json, i)?,
-                        b't' => i = literal_end(json, i, b"true")?,
-                        b'f' => i = literal_end(json, i, b"false")?,
-                        b'n' => i = literal_end(json, i, b"null")?,
-                        _ => return Err(ScanError::Invalid),
+                        depth += 1;
+                        i += 1;
+                        continue;
                     }
-                    // A scalar ended.
-                    if depth == 0 {
-                        return end_of_text(json, i);
-                    }
-                    if depth == 1 && top_is_array {
-                        element(start..i);
-                    }
+                    i = scalar_end(json, i)?;
                     want = Want::CommaOrEnd;
                     continue;
                 }
@@ -149,22 +193,16 @@ pub(crate) fn scan(
         }
         // A container closed at `i - 1`.
         depth -= 1;
-        if depth == 0 {
-            return end_of_text(json, i);
-        }
-        if depth == 1 && top_is_array {
-            element(start..i);
+        if depth == base {
+            return Ok(i);
         }
         want = Want::CommaOrEnd;
     }
 }
 
 /// Only whitespace may follow the value.
-fn end_of_text(json: &[u8], mut i: usize) -> Result<(), ScanError> {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = json.get(i) {
-        i += 1;
-    }
-    if i == json.len() {
+fn end_of_text(json: &[u8], i: usize) -> Result<(), ScanError> {
+    if skip_whitespace(json, i) == json.len() {
         Ok(())
     } else {
         Err(ScanError::Invalid)
@@ -332,6 +370,14 @@ mod tests {
             "[\"unterminated",
             r#"[{"a":[]},[[]],{}]"#,
             r#"["\ud800"]"#,
+            r#"[[1,[2]],{"a":{"b":[3]}}, "x" ]"#,
+            "[1,{}]",
+            r#"[{"a":1},]"#,
+            r#"[{"a":1}"#,
+            r#"[{"a":1]]"#,
+            " 5 ",
+            "[1]x",
+            "[\t1\n,\r2 ]",
         ];
         for case in cases {
             let ours = ranges(case).ok();
@@ -375,6 +421,12 @@ mod tests {
         );
         let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
         assert_eq!(scan(ok.as_bytes(), 32, 100, |_| {}), Ok(()));
+        assert_eq!(scan(b"[1]", 1, 100, |_| {}), Ok(()));
+        assert_eq!(scan(b"[[1]]", 1, 100, |_| {}), Err(ScanError::TooDeep));
+        assert_eq!(scan(b"[{}]", 1, 100, |_| {}), Err(ScanError::TooDeep));
+        assert_eq!(scan(b"[]", 0, 100, |_| {}), Err(ScanError::TooDeep));
+        assert_eq!(scan(b"{}", 0, 100, |_| {}), Err(ScanError::TooDeep));
+        assert_eq!(scan(b"1", 0, 100, |_| {}), Ok(()));
         assert_eq!(scan(b"[1,2,3]", 32, 2, |_| {}), Err(ScanError::TooMany));
         assert_eq!(scan(b"[1,2]", 32, 2, |_| {}), Ok(()));
         // Past serde_json's own limit, as before: invalid.
