@@ -12,6 +12,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     binary: String,
+    /// Certificate, key and CA files: the port speaks TLS only (see [`RedisServer::start_tls`]).
+    tls: Option<[String; 3]>,
 }
 
 /// The `redis-server` binary: `$REDIS_SERVER`, else `redis-server` on the `PATH`, if it runs.
@@ -45,6 +47,16 @@ pub fn redis_for_test() -> Option<RedisServer> {
 impl RedisServer {
     /// Starts `binary` on a free port and waits until it accepts connections.
     pub fn start(binary: &str) -> RedisServer {
+        RedisServer::start_with(binary, None)
+    }
+
+    /// Starts `binary` with TLS only on a free port (`rediss://`): `cert` and `key` in PEM, and
+    /// `ca` for the clients' certificates, which it does not ask for.
+    pub fn start_tls(binary: &str, cert: &str, key: &str, ca: &str) -> RedisServer {
+        RedisServer::start_with(binary, Some([cert.into(), key.into(), ca.into()]))
+    }
+
+    fn start_with(binary: &str, tls: Option<[String; 3]>) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -53,6 +65,7 @@ impl RedisServer {
             child: None,
             port,
             binary: binary.to_owned(),
+            tls,
         };
         server.restart();
         server
@@ -79,8 +92,27 @@ impl RedisServer {
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.kill();
+        let port = self.port.to_string();
+        let ports = match &self.tls {
+            None => vec!["--port", &port],
+            Some([cert, key, ca]) => vec![
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+        };
         let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -154,6 +186,7 @@ impl RedisCluster {
                     child: Some(child),
                     port,
                     binary: binary.to_owned(),
+                    tls: None,
                 }
             })
             .collect();

@@ -28,6 +28,9 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// Longest wait between two reconnection attempts (they start at 100 ms and double).
     pub max_reconnect_delay: Duration,
+    /// For `rediss://`: a PEM file of the certificate authorities to trust instead of the
+    /// system's (a Redis with a private CA). TLS needs the crate's `tls` feature.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisConfig {
@@ -39,7 +42,21 @@ impl RedisConfig {
             publish_queue: 16_384,
             command_timeout: Duration::from_secs(5),
             max_reconnect_delay: Duration::from_secs(5),
+            tls_ca_file: None,
         }
+    }
+
+    /// Trusts the certificate authorities in the PEM file at `path` for `rediss://`, instead of
+    /// the system's.
+    ///
+    /// ```
+    /// let config = socketio_redis::RedisConfig::new("rediss://redis.internal:6380")
+    ///     .tls_ca_file("/etc/redis/ca.pem");
+    /// assert!(config.tls_ca_file.is_some());
+    /// ```
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
     }
 }
 
@@ -162,7 +179,8 @@ impl RedisConnection {
     /// Connects both connections. Fails if Redis cannot be reached now; after that, losing
     /// Redis is a normal event: the link reconnects with backoff and resubscribes.
     pub async fn connect(config: RedisConfig) -> Result<Self, AdapterError> {
-        let redis = Config::from_url(&config.url).map_err(backend)?;
+        let mut redis = Config::from_url(&config.url).map_err(backend)?;
+        crate::tls::configure(&mut redis, &config)?;
         let perf = PerformanceConfig {
             default_command_timeout: config.command_timeout,
             // Messages are read by one task that never waits; this only absorbs bursts.

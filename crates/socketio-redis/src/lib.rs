@@ -7,7 +7,9 @@
 //! - [`Emitter`]: `@socket.io/redis-emitter`, for processes that are no server.
 //!
 //! [`RedisConnection`] is one server's link to Redis (one connection that publishes, one that
-//! subscribes), shared by every namespace.
+//! subscribes), shared by every namespace. With the `tls` feature it also connects to
+//! `rediss://` URLs (the system's certificate authorities, or [`RedisConfig::tls_ca_file`]);
+//! without it a TLS URL is refused, never downgraded to plain text.
 //!
 //! ```no_run
 //! use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions};
@@ -30,6 +32,7 @@ pub mod protocol;
 #[cfg(feature = "admin")]
 mod session_store;
 mod sharded;
+mod tls;
 
 pub use classic::{ClassicAdapter, ClassicOptions};
 pub use conn::{RedisConfig, RedisConnection, RedisStats};

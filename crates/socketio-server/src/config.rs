@@ -103,6 +103,9 @@ pub(crate) struct Config {
     pub(crate) adapter: AdapterKind,
     /// `redis.url`: the Redis of the `redis` and `redis-sharded` adapters.
     pub(crate) redis_url: String,
+    /// `redis.tls_ca_file`: for `rediss://`, the PEM certificate authorities to trust instead
+    /// of the system's.
+    pub(crate) redis_tls_ca: Option<PathBuf>,
     /// `redis.subscription_mode`: the sharded adapter's (`static`, `dynamic`,
     /// `dynamic-private`; the same on every node, Node's included).
     pub(crate) subscription_mode: socketio_redis::SubscriptionMode,
@@ -196,6 +199,7 @@ impl Default for Config {
             log_level: "info".into(),
             adapter: AdapterKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_tls_ca: None,
             subscription_mode: socketio_redis::SubscriptionMode::default(),
             recovery: false,
             recovery_duration: Duration::from_millis(120_000),
@@ -252,6 +256,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("log.level", "SOCKETIO_LOG_LEVEL", "--log-level"),
     ("adapter.kind", "SOCKETIO_ADAPTER", "--adapter"),
     ("redis.url", "SOCKETIO_REDIS_URL", "--redis-url"),
+    (
+        "redis.tls_ca_file",
+        "SOCKETIO_REDIS_TLS_CA_FILE",
+        "--redis-tls-ca-file",
+    ),
     (
         "redis.subscription_mode",
         "SOCKETIO_REDIS_SUBSCRIPTION_MODE",
@@ -535,20 +544,24 @@ impl Config {
                 }
             }
             "redis.url" => {
-                if value.starts_with("rediss://") {
-                    return Err(invalid(
-                        setting,
-                        "TLS to Redis (rediss://) is not supported yet",
-                    ));
-                }
-                let schemes = ["redis://", "redis-cluster://"];
+                let schemes = [
+                    "redis://",
+                    "rediss://",
+                    "redis-cluster://",
+                    "rediss-cluster://",
+                ];
                 if !schemes.iter().any(|scheme| value.starts_with(scheme)) {
                     return Err(invalid(
                         setting,
-                        format!("'{value}' is not a redis:// (or redis-cluster://) URL"),
+                        format!(
+                            "'{value}' is not a redis:// or rediss:// (or redis-cluster://) URL"
+                        ),
                     ));
                 }
                 self.redis_url = value.to_owned();
+            }
+            "redis.tls_ca_file" => {
+                self.redis_tls_ca = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
             }
             "redis.subscription_mode" => {
                 self.subscription_mode =
@@ -917,12 +930,7 @@ mod tests {
             (
                 vec!["--redis-url", "127.0.0.1:6379"],
                 vec![],
-                "redis.url: '127.0.0.1:6379' is not a redis:// (or redis-cluster://) URL",
-            ),
-            (
-                vec!["--redis-url", "rediss://r:6380"],
-                vec![],
-                "redis.url: TLS to Redis (rediss://) is not supported yet",
+                "redis.url: '127.0.0.1:6379' is not a redis:// or rediss:// (or redis-cluster://) URL",
             ),
             (
                 vec!["--config", "/nonexistent/socketio.toml"],
@@ -981,6 +989,18 @@ mod tests {
                 AdapterKind::RedisSharded,
                 "redis://r:6390",
                 socketio_redis::SubscriptionMode::Dynamic
+            )
+        );
+        let config = load(
+            &["--redis-url", "rediss://r:6380"],
+            &[("SOCKETIO_REDIS_TLS_CA_FILE", "/etc/redis/ca.pem")],
+        )
+        .expect("valid");
+        assert_eq!(
+            (config.redis_url.as_str(), config.redis_tls_ca.as_deref()),
+            (
+                "rediss://r:6380",
+                Some(std::path::Path::new("/etc/redis/ca.pem"))
             )
         );
         let config = load(&["--redis-subscription-mode", "dynamic-private"], &[]).expect("valid");

@@ -268,7 +268,11 @@ async fn connect_redis(config: &Config) -> Result<Option<RedisConnection>, Strin
     if config.adapter == AdapterKind::Memory {
         return Ok(None);
     }
-    let redis = RedisConnection::connect(RedisConfig::new(config.redis_url.clone()))
+    let mut settings = RedisConfig::new(config.redis_url.clone());
+    if let Some(ca) = &config.redis_tls_ca {
+        settings = settings.tls_ca_file(ca);
+    }
+    let redis = RedisConnection::connect(settings)
         .await
         .map_err(|e| format!("redis.url: cannot connect to {}: {e}", config.redis_url))?;
     Ok(Some(redis))
