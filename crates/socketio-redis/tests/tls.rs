@@ -140,11 +140,10 @@ async fn servers_meet_through_a_tls_only_redis() {
 
     // Without the CA the certificate is not trusted; in plain text the TLS port does not
     // answer: both are errors within the command timeout, not a hang.
-    for config in [
+    for mut config in [
         RedisConfig::new(&url),
         RedisConfig::new(url.replacen("rediss", "redis", 1)),
     ] {
-        let mut config = config;
         config.command_timeout = Duration::from_secs(2);
         config.max_reconnect_delay = Duration::from_millis(200);
         let refused = tokio::time::timeout(
@@ -152,12 +151,11 @@ async fn servers_meet_through_a_tls_only_redis() {
             RedisConnection::connect(config.clone()),
         )
         .await;
-        assert!(
-            matches!(refused, Ok(Err(_)) | Err(_)),
-            "{}: connected",
-            config.url
-        );
-        assert!(refused.is_ok(), "{}: no answer within 10 s", config.url);
+        match refused {
+            Ok(Err(_)) => {}
+            Ok(Ok(_)) => panic!("{}: connected", config.url),
+            Err(_) => panic!("{}: no answer within 10 s", config.url),
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -199,12 +199,12 @@ impl Args {
 
     /// The first element as an event name (a string, or a number).
     pub fn event_name(&self) -> Option<std::borrow::Cow<'_, str>> {
-        let raw = self.raw(0)?;
-        if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-            if !inner.contains('\\') {
-                return Some(std::borrow::Cow::Borrowed(inner));
-            }
+        if let Some(plain) = self.plain_event_name() {
+            return std::str::from_utf8(plain)
+                .ok()
+                .map(std::borrow::Cow::Borrowed);
         }
+        let raw = self.raw(0)?;
         match serde_json::from_str::<serde_json::Value>(raw).ok()? {
             serde_json::Value::String(s) => Some(std::borrow::Cow::Owned(s)),
             serde_json::Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),

@@ -823,27 +823,26 @@ impl Socket {
     pub(crate) fn dispatch_event(&self, packet: Packet) {
         // The handler, and the event name as it was registered (a literal costs no copy).
         let (event, handler): (Cow<'static, str>, Option<ErasedHandler>) = {
-            let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
-            // Most names have no escapes: matched as bytes, without decoding them.
-            let plain = packet.args.plain_event_name().and_then(|name| {
-                handlers
-                    .iter()
-                    .find(|(registered, _)| registered.as_bytes() == name)
-            });
-            match plain {
-                Some((registered, handler)) => (registered.clone(), Some(handler.clone())),
+            // Most names have no escapes: matched as the bytes received, without decoding them.
+            let decoded;
+            let name = match packet.args.plain_event_name() {
+                Some(plain) => plain,
                 None => {
                     let Some(name) = packet.event_name() else {
                         return;
                     };
-                    match handlers
-                        .iter()
-                        .find(|(registered, _)| **registered == *name)
-                    {
-                        Some((registered, handler)) => (registered.clone(), Some(handler.clone())),
-                        None => (Cow::Owned(name.into_owned()), None),
-                    }
+                    decoded = name;
+                    decoded.as_bytes()
                 }
+            };
+            let handlers = self.0.handlers.read().unwrap_or_else(|e| e.into_inner());
+            match handlers
+                .iter()
+                .find(|(registered, _)| registered.as_bytes() == name)
+            {
+                Some((registered, handler)) => (registered.clone(), Some(handler.clone())),
+                // The bytes of a received frame are UTF-8 (checked with the frame).
+                None => (String::from_utf8_lossy(name).into_owned().into(), None),
             }
         };
         let span =
