@@ -12,8 +12,9 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     binary: String,
-    /// Certificate, key and CA files: the port speaks TLS only (see [`RedisServer::start_tls`]).
-    tls: Option<[String; 3]>,
+    /// Certificate, key and CA files: the port speaks TLS only (see [`RedisServer::start_tls`]),
+    /// and whether clients must present a certificate signed by the CA.
+    tls: Option<([String; 3], bool)>,
 }
 
 /// The `redis-server` binary: `$REDIS_SERVER`, else `redis-server` on the `PATH`, if it runs.
@@ -53,10 +54,16 @@ impl RedisServer {
     /// Starts `binary` with TLS only on a free port (`rediss://`): `cert` and `key` in PEM, and
     /// `ca` for the clients' certificates, which it does not ask for.
     pub fn start_tls(binary: &str, cert: &str, key: &str, ca: &str) -> RedisServer {
-        RedisServer::start_with(binary, Some([cert.into(), key.into(), ca.into()]))
+        RedisServer::start_with(binary, Some(([cert.into(), key.into(), ca.into()], false)))
     }
 
-    fn start_with(binary: &str, tls: Option<[String; 3]>) -> RedisServer {
+    /// As [`RedisServer::start_tls`], but clients must present a certificate signed by `ca`
+    /// (`tls-auth-clients yes`, Redis's default once TLS is on).
+    pub fn start_mutual_tls(binary: &str, cert: &str, key: &str, ca: &str) -> RedisServer {
+        RedisServer::start_with(binary, Some(([cert.into(), key.into(), ca.into()], true)))
+    }
+
+    fn start_with(binary: &str, tls: Option<([String; 3], bool)>) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -95,7 +102,7 @@ impl RedisServer {
         let port = self.port.to_string();
         let ports = match &self.tls {
             None => vec!["--port", &port],
-            Some([cert, key, ca]) => vec![
+            Some(([cert, key, ca], auth)) => vec![
                 "--port",
                 "0",
                 "--tls-port",
@@ -107,7 +114,7 @@ impl RedisServer {
                 "--tls-ca-cert-file",
                 ca,
                 "--tls-auth-clients",
-                "no",
+                if *auth { "yes" } else { "no" },
             ],
         };
         let child = Command::new(&self.binary)

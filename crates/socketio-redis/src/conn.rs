@@ -31,6 +31,12 @@ pub struct RedisConfig {
     /// For `rediss://`: a PEM file of the certificate authorities to trust instead of the
     /// system's (a Redis with a private CA). TLS needs the crate's `tls` feature.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// For a Redis that asks clients for a certificate (`tls-auth-clients yes`, its default
+    /// once TLS is on): the PEM certificate chain this server presents. Goes with
+    /// [`tls_key_file`](Self::tls_key_file).
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// The PEM private key of [`tls_cert_file`](Self::tls_cert_file).
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl RedisConfig {
@@ -43,6 +49,8 @@ impl RedisConfig {
             command_timeout: Duration::from_secs(5),
             max_reconnect_delay: Duration::from_secs(5),
             tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 
@@ -56,6 +64,25 @@ impl RedisConfig {
     /// ```
     pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Presents the certificate chain in the PEM file `cert` (with its private key in `key`)
+    /// to a Redis that authenticates its clients by certificate.
+    ///
+    /// ```
+    /// let config = socketio_redis::RedisConfig::new("rediss://redis.internal:6380")
+    ///     .tls_ca_file("/etc/redis/ca.pem")
+    ///     .tls_client_cert("/etc/socketio/redis-client.pem", "/etc/socketio/redis-client.key");
+    /// assert!(config.tls_cert_file.is_some() && config.tls_key_file.is_some());
+    /// ```
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls_cert_file = Some(cert.into());
+        self.tls_key_file = Some(key.into());
         self
     }
 }

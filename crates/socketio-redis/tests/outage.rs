@@ -12,6 +12,8 @@ use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOption
 
 mod common;
 
+use common::until;
+
 const WAIT: Duration = Duration::from_secs(3);
 
 async fn node(url: &str) -> (SocketIo, SocketAddr, RedisConnection) {
@@ -37,14 +39,6 @@ async fn text(client: &mut RawClient) -> String {
         .expect("in time")
         .expect("open");
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} did not happen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

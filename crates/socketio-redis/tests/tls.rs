@@ -1,6 +1,8 @@
 //! `rediss://`: two servers reach each other through a Redis that speaks TLS only, trusting its
 //! private CA through `RedisConfig::tls_ca_file`; without that CA, or in plain text, the
-//! connection is refused with an error instead of hanging or going unencrypted.
+//! connection is refused with an error instead of hanging or going unencrypted. A Redis that
+//! asks for client certificates takes the servers' (`RedisConfig::tls_client_cert`) and refuses
+//! a server without one; killed and restarted, it gets the servers back over TLS.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,10 @@ use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOption
 
 mod common;
 
-/// A CA and a certificate for 127.0.0.1 signed by it, made by `openssl` in `dir`.
+use common::until;
+
+/// A CA, a certificate for 127.0.0.1 and a client certificate signed by it, made by `openssl`
+/// in `dir`.
 fn make_certificates(dir: &Path) -> bool {
     let run = |args: &[&str]| {
         Command::new("openssl")
@@ -67,16 +72,53 @@ fn make_certificates(dir: &Path) -> bool {
         "-extfile",
         "ext",
     ];
+    let client_request = [
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=socketio-redis test client",
+    ];
+    let client_sign = [
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "client-ext",
+    ];
+    // Extensions make both version 3 certificates, the only kind rustls takes.
     std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").is_ok()
+        && std::fs::write(dir.join("client-ext"), "extendedKeyUsage=clientAuth\n").is_ok()
         && run(&ca)
         && run(&request)
         && run(&sign)
+        && run(&client_request)
+        && run(&client_sign)
 }
 
-/// A TLS-only Redis and the CA that signed its certificate, or `None` (with the reason printed)
-/// when `redis-server` or `openssl` is missing outside CI.
-fn tls_redis() -> Option<(RedisServer, PathBuf, PathBuf)> {
-    let dir = std::env::temp_dir().join(format!("socketio-redis-tls-{}", std::process::id()));
+/// A TLS-only Redis (asking clients for a certificate when `mutual`), the CA that signed its
+/// certificate and the directory of the files, or `None` (with the reason printed) when
+/// `redis-server` or `openssl` is missing outside CI.
+fn tls_redis(mutual: bool) -> Option<(RedisServer, PathBuf, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!(
+        "socketio-redis-tls-{}-{mutual}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let binary = redis_binary();
     let missing = match (&binary, make_certificates(&dir)) {
@@ -84,7 +126,12 @@ fn tls_redis() -> Option<(RedisServer, PathBuf, PathBuf)> {
         (Some(_), false) => "openssl could not make the test certificates",
         (Some(binary), true) => {
             let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
-            let server = RedisServer::start_tls(
+            let start = if mutual {
+                RedisServer::start_mutual_tls
+            } else {
+                RedisServer::start_tls
+            };
+            let server = start(
                 binary,
                 &file("server.pem"),
                 &file("server.key"),
@@ -117,7 +164,7 @@ async fn node(config: RedisConfig) -> (SocketIo, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_meet_through_a_tls_only_redis() {
-    let Some((redis, ca, dir)) = tls_redis() else {
+    let Some((redis, ca, dir)) = tls_redis(false) else {
         return;
     };
     let url = format!("rediss://127.0.0.1:{}", redis.port());
@@ -140,22 +187,121 @@ async fn servers_meet_through_a_tls_only_redis() {
 
     // Without the CA the certificate is not trusted; in plain text the TLS port does not
     // answer: both are errors within the command timeout, not a hang.
-    for mut config in [
+    for config in [
         RedisConfig::new(&url),
         RedisConfig::new(url.replacen("rediss", "redis", 1)),
     ] {
-        config.command_timeout = Duration::from_secs(2);
-        config.max_reconnect_delay = Duration::from_millis(200);
-        let refused = tokio::time::timeout(
-            Duration::from_secs(10),
-            RedisConnection::connect(config.clone()),
-        )
-        .await;
-        match refused {
-            Ok(Err(_)) => {}
-            Ok(Ok(_)) => panic!("{}: connected", config.url),
-            Err(_) => panic!("{}: no answer within 10 s", config.url),
+        refused(config).await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Connecting with `config` fails, within 10 s.
+async fn refused(mut config: RedisConfig) {
+    config.command_timeout = Duration::from_secs(2);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    let connected = tokio::time::timeout(
+        Duration::from_secs(10),
+        RedisConnection::connect(config.clone()),
+    )
+    .await;
+    match connected {
+        Ok(Err(_)) => {}
+        Ok(Ok(_)) => panic!("{}: connected", config.url),
+        Err(_) => panic!("{}: no answer within 10 s", config.url),
+    }
+}
+
+/// Waits for the next message on `client` that is `expected`, emitting `expected` from `io`
+/// to room `news` every 200 ms; false when none came within 10 s.
+async fn crosses(io: &SocketIo, client: &mut RawClient, text: &str) -> bool {
+    let expected = format!(r#"42["hello","{text}"]"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let _ = io.of("/").to("news").emit("hello", &text);
+        while let Ok(Some(got)) = client.recv_text_timeout(Duration::from_millis(200)).await {
+            if got[..] == *expected.as_bytes() {
+                return true;
+            }
         }
     }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_and_an_outage() {
+    let Some((mut redis, ca, dir)) = tls_redis(true) else {
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}", redis.port());
+    // Redis asks for a certificate: a server without one is turned away.
+    refused(RedisConfig::new(&url).tls_ca_file(&ca)).await;
+    let config = RedisConfig::new(&url)
+        .tls_ca_file(&ca)
+        .tls_client_cert(dir.join("client.pem"), dir.join("client.key"));
+    // A key that is not one is named before anything is sent.
+    let err = RedisConnection::connect(
+        config
+            .clone()
+            .tls_client_cert(dir.join("client.pem"), dir.join("client.pem")),
+    )
+    .await
+    .expect_err("not a key");
+    assert!(err.to_string().contains("client.pem"), "{err}");
+
+    let link_a = RedisConnection::connect(config.clone())
+        .await
+        .expect("with a client certificate");
+    let link_b = RedisConnection::connect(config).await.expect("second node");
+    let a = SocketIo::builder()
+        .adapter(ShardedAdapter::factory(
+            link_a.clone(),
+            ShardedOptions::new(),
+        ))
+        .build();
+    let b = SocketIo::builder()
+        .adapter(ShardedAdapter::factory(
+            link_b.clone(),
+            ShardedOptions::new(),
+        ))
+        .build();
+    for io in [&a, &b] {
+        io.of("/").on_connection(|socket: Socket| async move {
+            socket.join("news");
+        });
+    }
+    let _ = common::serve_ready(&a).await;
+    let addr_b = common::serve_ready(&b).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr_b, "")
+        .await
+        .expect("client on b");
+    assert!(crosses(&a, &mut client, "before").await, "nothing crossed");
+
+    redis.kill();
+    until("the outage is noticed", async || {
+        !link_a.is_connected() && !link_b.is_connected()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let err = a.of("/").server_count().await.expect_err("down");
+    assert!(matches!(err, socketio::AdapterError::Backend(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    redis.restart();
+    until("both links are back over TLS", async || {
+        link_a.is_connected()
+            && link_b.is_connected()
+            && a.of("/").server_count().await.ok() == Some(2)
+    })
+    .await;
+    assert!(
+        crosses(&a, &mut client, "after").await,
+        "delivery did not resume"
+    );
+    assert!(link_a.stats().outages >= 1);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -106,6 +106,11 @@ pub(crate) struct Config {
     /// `redis.tls_ca_file`: for `rediss://`, the PEM certificate authorities to trust instead
     /// of the system's.
     pub(crate) redis_tls_ca: Option<PathBuf>,
+    /// `redis.tls_cert_file` and `redis.tls_key_file`: the client certificate (PEM chain) and
+    /// its key, for a Redis that asks for one (both or neither).
+    pub(crate) redis_tls_cert: Option<PathBuf>,
+    /// See `redis_tls_cert`.
+    pub(crate) redis_tls_key: Option<PathBuf>,
     /// `redis.subscription_mode`: the sharded adapter's (`static`, `dynamic`,
     /// `dynamic-private`; the same on every node, Node's included).
     pub(crate) subscription_mode: socketio_redis::SubscriptionMode,
@@ -200,6 +205,8 @@ impl Default for Config {
             adapter: AdapterKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_tls_ca: None,
+            redis_tls_cert: None,
+            redis_tls_key: None,
             subscription_mode: socketio_redis::SubscriptionMode::default(),
             recovery: false,
             recovery_duration: Duration::from_millis(120_000),
@@ -260,6 +267,16 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "redis.tls_ca_file",
         "SOCKETIO_REDIS_TLS_CA_FILE",
         "--redis-tls-ca-file",
+    ),
+    (
+        "redis.tls_cert_file",
+        "SOCKETIO_REDIS_TLS_CERT_FILE",
+        "--redis-tls-cert-file",
+    ),
+    (
+        "redis.tls_key_file",
+        "SOCKETIO_REDIS_TLS_KEY_FILE",
+        "--redis-tls-key-file",
     ),
     (
         "redis.subscription_mode",
@@ -563,6 +580,12 @@ impl Config {
             "redis.tls_ca_file" => {
                 self.redis_tls_ca = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
             }
+            "redis.tls_cert_file" => {
+                self.redis_tls_cert = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
+            "redis.tls_key_file" => {
+                self.redis_tls_key = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
+            }
             "redis.subscription_mode" => {
                 self.subscription_mode =
                     value
@@ -763,6 +786,12 @@ impl Config {
             return Err(invalid(
                 "tls.cert_file",
                 "tls.cert_file and tls.key_file go together",
+            ));
+        }
+        if config.redis_tls_cert.is_some() != config.redis_tls_key.is_some() {
+            return Err(invalid(
+                "redis.tls_cert_file",
+                "redis.tls_cert_file and redis.tls_key_file go together",
             ));
         }
         if config.admin.enabled && config.admin.auth && config.admin.password_hash.is_none() {
@@ -1003,6 +1032,25 @@ mod tests {
                 Some(std::path::Path::new("/etc/redis/ca.pem"))
             )
         );
+        let config = load(
+            &["--redis-tls-cert-file", "/etc/socketio/client.pem"],
+            &[("SOCKETIO_REDIS_TLS_KEY_FILE", "/etc/socketio/client.key")],
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                config.redis_tls_cert.as_deref(),
+                config.redis_tls_key.as_deref()
+            ),
+            (
+                Some(std::path::Path::new("/etc/socketio/client.pem")),
+                Some(std::path::Path::new("/etc/socketio/client.key"))
+            )
+        );
+        let err = load(&["--redis-tls-cert-file", "/etc/socketio/client.pem"], &[])
+            .expect_err("a certificate without its key")
+            .to_string();
+        assert!(err.contains("redis.tls_key_file go together"), "{err}");
         let config = load(&["--redis-subscription-mode", "dynamic-private"], &[]).expect("valid");
         assert_eq!(
             config.subscription_mode,

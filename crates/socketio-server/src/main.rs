@@ -272,6 +272,9 @@ async fn connect_redis(config: &Config) -> Result<Option<RedisConnection>, Strin
     if let Some(ca) = &config.redis_tls_ca {
         settings = settings.tls_ca_file(ca);
     }
+    if let (Some(cert), Some(key)) = (&config.redis_tls_cert, &config.redis_tls_key) {
+        settings = settings.tls_client_cert(cert, key);
+    }
     let redis = RedisConnection::connect(settings)
         .await
         .map_err(|e| format!("redis.url: cannot connect to {}: {e}", config.redis_url))?;

@@ -2,6 +2,7 @@
 //! 127.0.0.1 in the background.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use socketio::SocketIo;
 
@@ -15,4 +16,14 @@ pub(crate) async fn serve_ready(io: &SocketIo) -> SocketAddr {
     let serving = io.clone();
     tokio::spawn(async move { serving.serve(listener).await });
     addr
+}
+
+/// Checks `check` every 100 ms until it holds; fails after 20 s, naming `what`.
+#[allow(dead_code)] // not every test file waits
+pub(crate) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
