@@ -43,72 +43,40 @@ fn make_certificates(dir: &Path) -> bool {
         "-subj",
         "/CN=socketio-redis test CA",
     ];
-    let request = [
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ];
-    let sign = [
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    ];
-    let client_request = [
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-        "-subj",
-        "/CN=socketio-redis test client",
-    ];
-    let client_sign = [
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "client.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "client-ext",
-    ];
-    // Extensions make both version 3 certificates, the only kind rustls takes.
-    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").is_ok()
-        && std::fs::write(dir.join("client-ext"), "extendedKeyUsage=clientAuth\n").is_ok()
-        && run(&ca)
-        && run(&request)
-        && run(&sign)
-        && run(&client_request)
-        && run(&client_sign)
+    // `name`.pem and `name`.key, signed by the CA. The extension makes it a version 3
+    // certificate, the only kind rustls takes.
+    let signed = |name: &str, subject: &str, extension: &str| {
+        let [key, request, cert, ext] = ["key", "csr", "pem", "ext"].map(|e| format!("{name}.{e}"));
+        std::fs::write(dir.join(&ext), extension).is_ok()
+            && run(&[
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &request, "-subj",
+                subject,
+            ])
+            && run(&[
+                "x509",
+                "-req",
+                "-in",
+                &request,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ])
+    };
+    run(&ca)
+        && signed("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\n")
+        && signed(
+            "client",
+            "/CN=socketio-redis test client",
+            "extendedKeyUsage=clientAuth\n",
+        )
 }
 
 /// A TLS-only Redis (asking clients for a certificate when `mutual`), the CA that signed its
