@@ -378,6 +378,26 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
+/// How many more times a fan-out receiver tries to connect and join after a failure.
+const JOIN_ATTEMPTS: u64 = 3;
+
+/// A client connected to `addr` and joined to room `bench` (its ack received), or `None`.
+async fn join_bench_room(addr: SocketAddr) -> Option<RawClient> {
+    let handshake = RawClient::socketio_handshake(addr, "");
+    let (mut client, _) = tokio::time::timeout(Duration::from_secs(10), handshake)
+        .await
+        .ok()?
+        .ok()?;
+    client.send_text(b"420[\"join\",\"bench\"]").await.ok()?;
+    loop {
+        match client.recv_text_timeout(Duration::from_secs(10)).await {
+            Ok(Some(text)) if text.starts_with(b"430") => return Some(client),
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
 /// `fanout`: `receivers` in one room, one publisher broadcasting `messages` at `rate` per second.
 pub async fn fanout(
     targets: &[Target],
@@ -391,8 +411,12 @@ pub async fn fanout(
     };
     let received = Arc::new(AtomicU64::new(0));
     let duplicates = Arc::new(AtomicU64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(receivers * messages)));
     let (ready_tx, mut ready_rx) = mpsc::channel::<()>(receivers.max(1));
+    // Receivers count silence from the first broadcast on, not from their join: the slowest
+    // join (a retried connection) must not make the others give up before anything is sent.
+    let (start_tx, start_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for i in 0..receivers {
         let (addr, received, duplicates, latencies, ready) = (
@@ -402,22 +426,28 @@ pub async fn fanout(
             latencies.clone(),
             ready_tx.clone(),
         );
+        let retries = retries.clone();
+        let mut start = start_rx.clone();
         tasks.push(tokio::spawn(async move {
-            let Ok((mut client, _)) = RawClient::socketio_handshake(addr, "").await else {
-                return;
-            };
-            if client.send_text(b"420[\"join\",\"bench\"]").await.is_err() {
-                return;
-            }
-            loop {
-                match client.recv_text_timeout(Duration::from_secs(10)).await {
-                    Ok(Some(text)) if text.starts_with(b"430") => break,
-                    Ok(Some(_)) => {}
-                    _ => return,
+            // A thousand connections opened at once may find a listener's queue full, as real
+            // clients would: they try again, as socket.io-client does.
+            let mut attempt = 0;
+            let mut client = loop {
+                match join_bench_room(addr).await {
+                    Some(client) => break client,
+                    None if attempt < JOIN_ATTEMPTS => {
+                        attempt += 1;
+                        retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    }
+                    None => return,
                 }
-            }
+            };
             let _ = ready.send(()).await;
             drop(ready);
+            if start.wait_for(|started| *started).await.is_err() {
+                return;
+            }
             let mut seen = vec![false; messages];
             let mut local = Vec::with_capacity(messages);
             let mut count = 0;
@@ -470,6 +500,7 @@ pub async fn fanout(
         n => format!(",\"p\":\"{}\"", "x".repeat(n.saturating_sub(30))),
     };
     let interval = Duration::from_secs_f64(1.0 / rate);
+    let _ = start_tx.send(true);
     let begin = Instant::now();
     for seq in 0..messages {
         let due = begin + interval * seq as u32;
@@ -520,6 +551,7 @@ pub async fn fanout(
         "server_system_us_per_delivery": if delivered > 0 && has_pids { json!(system * 1e6 / delivered as f64) } else { Value::Null },
         "server_cpu_s_per_node": splits.iter().map(|(u, s)| u + s).collect::<Vec<f64>>(),
         "connect_failures": receivers - joined,
+        "connect_retries": retries.load(Ordering::Relaxed),
         "server_cpu_pct": 100.0 * server_cpu / wall,
         "tool_cpu_pct": 100.0 * tool_cpu / wall,
     })
