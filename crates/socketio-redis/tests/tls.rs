@@ -180,20 +180,10 @@ async fn refused(mut config: RedisConfig) {
     }
 }
 
-/// Waits for the next message on `client` that is `expected`, emitting `expected` from `io`
-/// to room `news` every 200 ms; false when none came within 10 s.
+/// `text` as event `hello` from `io` to room `news` reaches `client` within 10 s.
 async fn crosses(io: &SocketIo, client: &mut RawClient, text: &str) -> bool {
-    let expected = format!(r#"42["hello","{text}"]"#);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        let _ = io.of("/").to("news").emit("hello", &text);
-        while let Ok(Some(got)) = client.recv_text_timeout(Duration::from_millis(200)).await {
-            if got[..] == *expected.as_bytes() {
-                return true;
-            }
-        }
-    }
-    false
+    let within = Duration::from_secs(10);
+    common::emit_until_received(io, "news", "hello", &text.into(), client, within).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use socketio::SocketIo;
+use socketio_bench::raw::RawClient;
 
 /// Waits for `io`'s main namespace to be subscribed, then serves it; returns the address.
 pub(crate) async fn serve_ready(io: &SocketIo) -> SocketAddr {
@@ -26,4 +27,28 @@ pub(crate) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what} did not happen");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Emits `event` with `data` from `io` to `room`, again after every 200 ms of silence, until
+/// `client` receives it (other messages are skipped); false when it did not within `within`.
+#[allow(dead_code)] // not every test file crosses an outage
+pub(crate) async fn emit_until_received(
+    io: &SocketIo,
+    room: &str,
+    event: &str,
+    data: &serde_json::Value,
+    client: &mut RawClient,
+    within: Duration,
+) -> bool {
+    let expected = format!("42[{},{data}]", serde_json::Value::from(event));
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let _ = io.of("/").to(room).emit(event, data);
+        while let Ok(Some(got)) = client.recv_text_timeout(Duration::from_millis(200)).await {
+            if got[..] == *expected.as_bytes() {
+                return true;
+            }
+        }
+    }
+    false
 }
