@@ -8,8 +8,9 @@
 //!
 //! [`RedisConnection`] is one server's link to Redis (one connection that publishes, one that
 //! subscribes), shared by every namespace. With the `tls` feature it also connects to
-//! `rediss://` URLs (the system's certificate authorities, or [`RedisConfig::tls_ca_file`]);
-//! without it a TLS URL is refused, never downgraded to plain text.
+//! `rediss://` URLs (the system's certificate authorities, or [`RedisConfig::tls_ca_file`], and
+//! a client certificate with [`RedisConfig::tls_client_cert`]); without it a TLS URL is refused,
+//! never downgraded to plain text.
 //!
 //! ```no_run
 //! use socketio_redis::{RedisConfig, RedisConnection, ShardedAdapter, ShardedOptions};

@@ -459,6 +459,27 @@ fn boolean(setting: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A file setting: empty means none.
+fn optional_path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+/// A certificate and its key, given both or neither.
+fn together(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    cert_setting: &str,
+    key_setting: &str,
+) -> Result<(), ConfigError> {
+    if cert.is_some() == key.is_some() {
+        return Ok(());
+    }
+    Err(invalid(
+        cert_setting,
+        format!("{cert_setting} and {key_setting} go together"),
+    ))
+}
+
 fn list(value: &str) -> Vec<String> {
     value
         .split(',')
@@ -496,12 +517,8 @@ impl Config {
                 self.path = value.to_owned();
             }
             "server.cors_origins" => self.cors_origins = list(value),
-            "tls.cert_file" => {
-                self.tls_cert = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
-            }
-            "tls.key_file" => {
-                self.tls_key = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
-            }
+            "tls.cert_file" => self.tls_cert = optional_path(value),
+            "tls.key_file" => self.tls_key = optional_path(value),
             "server.demo_page" => self.demo_page = boolean(setting, value)?,
             "server.serve_client" => self.serve_client = boolean(setting, value)?,
             "server.parser" => {
@@ -577,15 +594,9 @@ impl Config {
                 }
                 self.redis_url = value.to_owned();
             }
-            "redis.tls_ca_file" => {
-                self.redis_tls_ca = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
-            }
-            "redis.tls_cert_file" => {
-                self.redis_tls_cert = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
-            }
-            "redis.tls_key_file" => {
-                self.redis_tls_key = Some(PathBuf::from(value)).filter(|_| !value.is_empty())
-            }
+            "redis.tls_ca_file" => self.redis_tls_ca = optional_path(value),
+            "redis.tls_cert_file" => self.redis_tls_cert = optional_path(value),
+            "redis.tls_key_file" => self.redis_tls_key = optional_path(value),
             "redis.subscription_mode" => {
                 self.subscription_mode =
                     value
@@ -782,18 +793,18 @@ impl Config {
         for (setting, value) in flags {
             config.set(setting, &value)?;
         }
-        if config.tls_cert.is_some() != config.tls_key.is_some() {
-            return Err(invalid(
-                "tls.cert_file",
-                "tls.cert_file and tls.key_file go together",
-            ));
-        }
-        if config.redis_tls_cert.is_some() != config.redis_tls_key.is_some() {
-            return Err(invalid(
-                "redis.tls_cert_file",
-                "redis.tls_cert_file and redis.tls_key_file go together",
-            ));
-        }
+        together(
+            &config.tls_cert,
+            &config.tls_key,
+            "tls.cert_file",
+            "tls.key_file",
+        )?;
+        together(
+            &config.redis_tls_cert,
+            &config.redis_tls_key,
+            "redis.tls_cert_file",
+            "redis.tls_key_file",
+        )?;
         if config.admin.enabled && config.admin.auth && config.admin.password_hash.is_none() {
             return Err(invalid(
                 "admin.password_hash",
