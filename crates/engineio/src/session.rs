@@ -111,19 +111,23 @@ pub trait Handler: Send + Sync + 'static {
     fn on_connection_error(&self, _error: &crate::ConnectionError) {}
 }
 
-/// The frames waiting for a client, in order. The first is held inline: a queue seldom holds
-/// more than one frame at a time, so most sessions never allocate one (an idle connection keeps
-/// none).
+/// The frames waiting for a client, in order. The first two are held inline: a queue seldom
+/// holds more than one frame at a time, and a busy server's deferred flush writes two (see
+/// [`coalesce_writes`](crate::coalesce_writes)), so most sessions never allocate one (an idle
+/// connection keeps none) and a flush reads no buffer of its own.
 #[derive(Default)]
 pub(crate) struct FrameQueue {
     /// `None` only when the queue is empty.
     first: Option<Frame>,
+    /// `None` when the queue holds at most one frame.
+    second: Option<Frame>,
+    /// Empty unless the queue holds more than two.
     rest: VecDeque<Frame>,
 }
 
 impl FrameQueue {
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
+        usize::from(self.first.is_some()) + usize::from(self.second.is_some()) + self.rest.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -133,6 +137,8 @@ impl FrameQueue {
     fn push_back(&mut self, frame: Frame) {
         if self.first.is_none() {
             self.first = Some(frame);
+        } else if self.second.is_none() {
+            self.second = Some(frame);
         } else {
             self.rest.push_back(frame);
         }
@@ -144,7 +150,8 @@ impl FrameQueue {
 
     fn pop_front(&mut self) -> Option<Frame> {
         let front = self.first.take();
-        self.first = self.rest.pop_front();
+        self.first = self.second.take();
+        self.second = self.rest.pop_front();
         front
     }
 
@@ -152,7 +159,11 @@ impl FrameQueue {
     fn truncate(&mut self, len: usize) {
         match len {
             0 => *self = FrameQueue::default(),
-            n => self.rest.truncate(n - 1),
+            1 => {
+                self.second = None;
+                self.rest.clear();
+            }
+            n => self.rest.truncate(n - 2),
         }
     }
 
@@ -164,11 +175,20 @@ impl FrameQueue {
     }
 }
 
+/// Laid out in declaration order (`repr(C)`), the fields every send reads first: with the
+/// session's own first fields they share the allocation's first two cache lines. A broadcast
+/// touches them for each of its recipients, and at a thousand recipients they are seldom
+/// still cached, so each line is a miss.
+#[repr(C)]
 pub(crate) struct State {
-    pub(crate) frames: FrameQueue,
-    pub(crate) queued_bytes: usize,
-    pub(crate) transport: TransportKind,
     pub(crate) closed: Option<CloseReason>,
+    /// A [`coalesce_writes`](crate::coalesce_writes) scope (or a deferred flush) will write the
+    /// queue when it ends: later senders only queue.
+    held: bool,
+    /// Bytes must reach the wire before anything else: held in `pending_wire`, or being
+    /// written by the connection task. Senders queue instead of writing while it is set.
+    pub(crate) wire_busy: bool,
+    pub(crate) transport: TransportKind,
     /// A polling request is waiting for frames.
     pub(crate) polling: bool,
     /// An upgrade probe succeeded; the client will send `5` over the WebSocket.
@@ -177,26 +197,22 @@ pub(crate) struct State {
     pub(crate) noop_due: bool,
     /// Set by the client's close packet: the pending poll ends with a noop.
     pub(crate) client_closed: bool,
+    pub(crate) queued_bytes: usize,
+    /// The WebSocket's TCP stream, when senders may write to it themselves (write-through):
+    /// set by the connection task of a plain TCP WebSocket, cleared when it ends.
+    pub(crate) wire: Option<Arc<tokio::net::TcpStream>>,
+    pub(crate) frames: FrameQueue,
+    /// The WebSocket connection task, registered while it waits for frames, the close or its
+    /// socket: whoever queues frames for it or closes the session takes and wakes it.
+    pub(crate) task: Option<std::task::Waker>,
+    /// The rest of a write-through the socket did not take; the connection task writes it first.
+    pub(crate) pending_wire: Option<BytesMut>,
     /// When an unanswered ping expires.
     pub(crate) pong_deadline: Option<tokio::time::Instant>,
     /// When the next ping is due.
     pub(crate) next_ping: Option<tokio::time::Instant>,
     /// When the session is closed unless the deadline is cancelled (see [`Session::close_at`]).
     pub(crate) close_at: Option<tokio::time::Instant>,
-    /// The WebSocket's TCP stream, when senders may write to it themselves (write-through):
-    /// set by the connection task of a plain TCP WebSocket, cleared when it ends.
-    pub(crate) wire: Option<Arc<tokio::net::TcpStream>>,
-    /// Bytes must reach the wire before anything else: held in `pending_wire`, or being
-    /// written by the connection task. Senders queue instead of writing while it is set.
-    pub(crate) wire_busy: bool,
-    /// The rest of a write-through the socket did not take; the connection task writes it first.
-    pub(crate) pending_wire: Option<BytesMut>,
-    /// A [`coalesce_writes`](crate::coalesce_writes) scope (or a deferred flush) will write the
-    /// queue when it ends: later senders only queue.
-    held: bool,
-    /// The WebSocket connection task, registered while it waits for frames, the close or its
-    /// socket: whoever queues frames for it or closes the session takes and wakes it.
-    pub(crate) task: Option<std::task::Waker>,
 }
 
 impl State {
@@ -211,22 +227,26 @@ impl State {
 }
 
 /// One client session. Cheap to share (`Arc<Session>`).
+///
+/// Laid out in declaration order (`repr(C)`): what a send reads comes first, next to the
+/// reference counts, then the state it locks (see [`State`]).
+#[repr(C)]
 pub struct Session {
-    sid: Sid,
-    request: RequestInfo,
-    pub(crate) state: Mutex<State>,
-    /// Woken when frames are queued, the transport changes, or the session closes.
-    pub(crate) changed: Notify,
-    pub(crate) pong: Notify,
-    close_started: AtomicBool,
-    engine: Weak<EngineInner>,
     /// (volatile threshold, max buffered) copied from the config: read on every send.
     limits: (usize, usize),
-    user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
-    pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
     /// This session, for the list of sockets a [`coalesce_writes`](crate::coalesce_writes) scope
     /// has held writes for.
     me: Weak<Session>,
+    pub(crate) state: Mutex<State>,
+    request: RequestInfo,
+    /// Woken when frames are queued, the transport changes, or the session closes.
+    pub(crate) changed: Notify,
+    pub(crate) pong: Notify,
+    engine: Weak<EngineInner>,
+    user_data: OnceLock<Arc<dyn Any + Send + Sync>>,
+    pub(crate) heartbeat: OnceLock<tokio::task::AbortHandle>,
+    sid: Sid,
+    close_started: AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -597,6 +617,10 @@ mod tests {
         queue.push_back(text("4a"));
         assert_eq!((queue.len(), queue.rest.capacity()), (1, 0));
         assert_eq!(drain(&mut queue), vec![text("4a")]);
+        queue.push_back(text("4a"));
+        queue.push_back(text("4b"));
+        assert_eq!((queue.len(), queue.rest.capacity()), (2, 0));
+        assert_eq!(drain(&mut queue), vec![text("4a"), text("4b")]);
         for s in ["4a", "4b", "4c"] {
             queue.push_back(text(s));
         }
@@ -609,6 +633,22 @@ mod tests {
         }
         queue.truncate(2);
         assert_eq!(drain(&mut queue), vec![text("4a"), text("4b")]);
+        for s in ["4a", "4b", "4c", "4d"] {
+            queue.push_back(text(s));
+        }
+        queue.truncate(1);
+        assert_eq!(queue.len(), 1);
+        queue.push_back(text("4e"));
+        assert_eq!(drain(&mut queue), vec![text("4a"), text("4e")]);
+        for s in ["4a", "4b", "4c", "4d"] {
+            queue.push_back(text(s));
+        }
+        queue.truncate(3);
+        queue.push_back(text("4f"));
+        assert_eq!(
+            drain(&mut queue),
+            vec![text("4a"), text("4b"), text("4c"), text("4f")]
+        );
         queue.push_back(text("4d"));
         queue.truncate(0);
         assert_eq!(queue.len(), 0);

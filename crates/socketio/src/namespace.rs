@@ -3,6 +3,7 @@
 //! namespace is what the adapter's [`LocalNamespace`] handle delivers through.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::handler::{run_inline, ConnectHandler, ConnectRequest, IntoHandlerResu
 use crate::local::{AckResponse, LocalNamespace, LocalOps, ServerEvent};
 use crate::operators::{BroadcastOperator, SocketInfo};
 use crate::packet::Limits;
-use crate::socket::{expire_unanswered, Socket};
+use crate::socket::{expire_unanswered, queue_encoded, Socket};
 
 type ServerEventHandler = Arc<dyn Fn(ServerEvent) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -28,10 +29,21 @@ pub(crate) struct NsHandlers {
     server_events: RwLock<Vec<(String, ServerEventHandler)>>,
 }
 
+/// A socket of the namespace, with what a broadcast needs to reach it: a delivery reads the
+/// session from here and never touches the socket itself (one cache miss less per recipient).
+struct Member {
+    session: Arc<engineio::Session>,
+    parser: crate::Parser,
+    socket: Socket,
+}
+
 pub(crate) struct NsInner {
     name: String,
     pub(crate) handlers: Arc<NsHandlers>,
-    sockets: RwLock<engineio::SidMap<Socket>>,
+    sockets: RwLock<engineio::SidMap<Member>>,
+    /// Set once any socket here has an `on_any_outgoing` listener: broadcasts then go through
+    /// each socket, which reports what it sends.
+    outgoing_listeners: AtomicBool,
     adapter: OnceLock<Arc<dyn Adapter>>,
     ready: tokio::sync::OnceCell<Result<(), Arc<AdapterError>>>,
     pub(crate) recovery: Option<RecoveryConfig>,
@@ -69,6 +81,7 @@ impl NsInner {
             name,
             handlers,
             sockets: RwLock::default(),
+            outgoing_listeners: AtomicBool::new(false),
             adapter: OnceLock::new(),
             ready: tokio::sync::OnceCell::new(),
             recovery: settings.recovery,
@@ -129,10 +142,21 @@ impl NsInner {
     }
 
     pub(crate) fn add_socket(&self, socket: Socket) {
+        let (session, parser) = socket.route();
+        let member = Member {
+            session,
+            parser,
+            socket,
+        };
         self.sockets
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(socket.id(), socket);
+            .insert(member.socket.id(), member);
+    }
+
+    /// A socket of this namespace registered an `on_any_outgoing` listener.
+    pub(crate) fn note_outgoing_listener(&self) {
+        self.outgoing_listeners.store(true, Ordering::Release);
     }
 
     pub(crate) fn remove_socket(&self, sid: Sid) {
@@ -145,7 +169,7 @@ impl NsInner {
     pub(crate) fn sockets_by_id(&self, sids: &[Sid]) -> Vec<Socket> {
         let sockets = self.sockets.read().unwrap_or_else(|e| e.into_inner());
         sids.iter()
-            .filter_map(|sid| sockets.get(sid).cloned())
+            .filter_map(|sid| sockets.get(sid).map(|m| m.socket.clone()))
             .collect()
     }
 
@@ -154,7 +178,7 @@ impl NsInner {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .map(|m| m.socket.clone())
             .collect()
     }
 }
@@ -179,8 +203,21 @@ impl LocalOps for NsInner {
     /// Queues one encoded packet for each listed local socket. Sending happens outside the
     /// socket map's lock: a slow consumer closed by a send leaves the map itself.
     fn deliver(&self, sids: &[Sid], packet: &EncodedPacket, volatile: bool) {
-        for socket in self.sockets_by_id(sids) {
-            let _ = socket.send_encoded(packet, volatile);
+        if self.observer.is_some() || self.outgoing_listeners.load(Ordering::Acquire) {
+            for socket in self.sockets_by_id(sids) {
+                let _ = socket.send_encoded(packet, volatile);
+            }
+            return;
+        }
+        let routes: Vec<(Arc<engineio::Session>, crate::Parser)> = {
+            let sockets = self.sockets.read().unwrap_or_else(|e| e.into_inner());
+            sids.iter()
+                .filter_map(|sid| sockets.get(sid))
+                .map(|m| (m.session.clone(), m.parser))
+                .collect()
+        };
+        for (session, parser) in routes {
+            let _ = queue_encoded(&session, parser, packet, volatile);
         }
     }
 

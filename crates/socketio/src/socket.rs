@@ -217,10 +217,21 @@ impl AckSender {
 type PacketMiddleware = Arc<dyn Fn(&Socket, &str, &Args) -> Result<(), HandlerError> + Send + Sync>;
 type OutgoingListener = Arc<dyn Fn(&Socket, &str, &Args) + Send + Sync>;
 
+/// Laid out in declaration order (`repr(C)`): what a broadcast reads for each recipient comes
+/// first, beside the reference count it bumps, so that a delivery touches one or two cache
+/// lines of the socket and none of its client.
+#[repr(C)]
 pub(crate) struct SocketInner {
+    /// The client's session (the same as `client.session`), read by every send.
+    session: Arc<engineio::Session>,
+    pub(crate) ns: Arc<NsInner>,
+    /// The client's parser (the same as `client.config.parser`).
+    parser: crate::Parser,
+    has_outgoing: AtomicBool,
+    connected: AtomicBool,
+    recovered: bool,
     pub(crate) id: Sid,
     pub(crate) pid: Option<Sid>,
-    pub(crate) ns: Arc<NsInner>,
     pub(crate) client: Arc<Client>,
     pub(crate) auth: serde_json::Value,
     handlers: RwLock<Vec<(Cow<'static, str>, ErasedHandler)>>,
@@ -229,13 +240,10 @@ pub(crate) struct SocketInner {
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
     /// `on_any_outgoing` listeners; the flag keeps the send path to one load without them.
     outgoing: RwLock<Vec<OutgoingListener>>,
-    has_outgoing: AtomicBool,
     acks: Mutex<HashMap<u64, AckSlot>>,
     next_ack: AtomicU64,
     extensions: RwLock<http::Extensions>,
     data: RwLock<Option<Box<serde_json::Value>>>,
-    connected: AtomicBool,
-    recovered: bool,
     /// Bumped by every `expire_at`/`cancel_expiry`: a timer that sees another value is stale.
     expiry: AtomicU64,
 }
@@ -264,6 +272,8 @@ impl Socket {
         recovered: bool,
     ) -> Socket {
         Socket(Arc::new(SocketInner {
+            session: client.session.clone(),
+            parser: client.config.parser,
             id,
             pid,
             ns,
@@ -386,6 +396,7 @@ impl Socket {
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::new(listener));
         self.0.has_outgoing.store(true, Ordering::Release);
+        self.0.ns.note_outgoing_listener();
     }
 
     /// Ends the socket's validity at `at` (a credential's expiry): `notice.warn_before`
@@ -773,12 +784,18 @@ impl Socket {
         volatile: bool,
     ) -> Result<(), EmitError> {
         self.report_sent(encoded);
-        let session = &self.0.client.session;
-        let result = match self.0.client.config.parser {
-            crate::Parser::Default => session.send_all(encoded.frames(), volatile),
-            crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
-        };
-        Self::send_result(result)
+        Self::send_result(queue_encoded(
+            &self.0.session,
+            self.0.parser,
+            encoded,
+            volatile,
+        ))
+    }
+
+    /// What a broadcast needs of this socket to send it a packet without reading the socket
+    /// again: its session and parser.
+    pub(crate) fn route(&self) -> (Arc<engineio::Session>, crate::Parser) {
+        (self.0.session.clone(), self.0.parser)
     }
 
     /// [`Socket::send_encoded`] of a packet for this socket alone: its frames are moved, not
@@ -788,17 +805,12 @@ impl Socket {
         encoded: EncodedPacket,
         volatile: bool,
     ) -> Result<(), EmitError> {
-        if self.0.client.config.parser != crate::Parser::Default {
+        if self.0.parser != crate::Parser::Default {
             // The msgpack frame is encoded anew from the packet anyway.
             return self.send_encoded(&encoded, volatile);
         }
         self.report_sent(&encoded);
-        Self::send_result(
-            self.0
-                .client
-                .session
-                .send_all(encoded.into_frames(), volatile),
-        )
+        Self::send_result(self.0.session.send_all(encoded.into_frames(), volatile))
     }
 
     fn report_sent(&self, encoded: &EncodedPacket) {
@@ -1103,6 +1115,19 @@ fn report_out(o: &dyn Observer, socket: &Socket, encoded: &EncodedPacket) {
         if let Some(args) = event_args(&encoded.text) {
             o.event_sent(socket.ns_name(), socket.0.id, args);
         }
+    }
+}
+
+/// Queues `encoded` on `session` in the form `parser` writes.
+pub(crate) fn queue_encoded(
+    session: &engineio::Session,
+    parser: crate::Parser,
+    encoded: &EncodedPacket,
+    volatile: bool,
+) -> Result<(), SendError> {
+    match parser {
+        crate::Parser::Default => session.send_all(encoded.frames(), volatile),
+        crate::Parser::MsgPack => session.send_all(encoded.msgpack_frame(), volatile),
     }
 }
 
