@@ -229,7 +229,7 @@ impl State {
 /// One client session. Cheap to share (`Arc<Session>`).
 ///
 /// Laid out in declaration order (`repr(C)`): what a send reads comes first, next to the
-/// reference counts, then the state it locks (see [`State`]).
+/// reference counts, then the state it locks (itself laid out the same way).
 #[repr(C)]
 pub struct Session {
     /// (volatile threshold, max buffered) copied from the config: read on every send.
