@@ -217,21 +217,10 @@ impl AckSender {
 type PacketMiddleware = Arc<dyn Fn(&Socket, &str, &Args) -> Result<(), HandlerError> + Send + Sync>;
 type OutgoingListener = Arc<dyn Fn(&Socket, &str, &Args) + Send + Sync>;
 
-/// Laid out in declaration order (`repr(C)`): what a broadcast reads for each recipient comes
-/// first, beside the reference count it bumps, so that a delivery touches one or two cache
-/// lines of the socket and none of its client.
-#[repr(C)]
 pub(crate) struct SocketInner {
-    /// The client's session (the same as `client.session`), read by every send.
-    session: Arc<engineio::Session>,
-    pub(crate) ns: Arc<NsInner>,
-    /// The client's parser (the same as `client.config.parser`).
-    parser: crate::Parser,
-    has_outgoing: AtomicBool,
-    connected: AtomicBool,
-    recovered: bool,
     pub(crate) id: Sid,
     pub(crate) pid: Option<Sid>,
+    pub(crate) ns: Arc<NsInner>,
     pub(crate) client: Arc<Client>,
     pub(crate) auth: serde_json::Value,
     handlers: RwLock<Vec<(Cow<'static, str>, ErasedHandler)>>,
@@ -240,10 +229,13 @@ pub(crate) struct SocketInner {
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
     /// `on_any_outgoing` listeners; the flag keeps the send path to one load without them.
     outgoing: RwLock<Vec<OutgoingListener>>,
+    has_outgoing: AtomicBool,
     acks: Mutex<HashMap<u64, AckSlot>>,
     next_ack: AtomicU64,
     extensions: RwLock<http::Extensions>,
     data: RwLock<Option<Box<serde_json::Value>>>,
+    connected: AtomicBool,
+    recovered: bool,
     /// Bumped by every `expire_at`/`cancel_expiry`: a timer that sees another value is stale.
     expiry: AtomicU64,
 }
@@ -272,8 +264,6 @@ impl Socket {
         recovered: bool,
     ) -> Socket {
         Socket(Arc::new(SocketInner {
-            session: client.session.clone(),
-            parser: client.config.parser,
             id,
             pid,
             ns,
@@ -784,18 +774,14 @@ impl Socket {
         volatile: bool,
     ) -> Result<(), EmitError> {
         self.report_sent(encoded);
-        Self::send_result(queue_encoded(
-            &self.0.session,
-            self.0.parser,
-            encoded,
-            volatile,
-        ))
+        let (session, parser) = (&self.0.client.session, self.0.client.config.parser);
+        Self::send_result(queue_encoded(session, parser, encoded, volatile))
     }
 
     /// What a broadcast needs of this socket to send it a packet without reading the socket
     /// again: its session and parser.
     pub(crate) fn route(&self) -> (Arc<engineio::Session>, crate::Parser) {
-        (self.0.session.clone(), self.0.parser)
+        (self.0.client.session.clone(), self.0.client.config.parser)
     }
 
     /// [`Socket::send_encoded`] of a packet for this socket alone: its frames are moved, not
@@ -805,12 +791,17 @@ impl Socket {
         encoded: EncodedPacket,
         volatile: bool,
     ) -> Result<(), EmitError> {
-        if self.0.parser != crate::Parser::Default {
+        if self.0.client.config.parser != crate::Parser::Default {
             // The msgpack frame is encoded anew from the packet anyway.
             return self.send_encoded(&encoded, volatile);
         }
         self.report_sent(&encoded);
-        Self::send_result(self.0.session.send_all(encoded.into_frames(), volatile))
+        Self::send_result(
+            self.0
+                .client
+                .session
+                .send_all(encoded.into_frames(), volatile),
+        )
     }
 
     fn report_sent(&self, encoded: &EncodedPacket) {
