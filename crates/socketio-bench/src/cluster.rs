@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::redis::{redis_binary, RedisServer};
-use crate::report::{generate_with, get, machine, peers, start, version_of, Peer};
+use crate::report::{
+    cell, generate_with, get, machine, peers, start, version_of, Peer, Repetitions,
+};
 
 /// One cluster peer: a server of [`peers`] with the adapter it runs.
 fn cluster_peers(root: &Path, redis_url: &str) -> Vec<Peer> {
@@ -43,6 +45,8 @@ fn cluster_peers(root: &Path, redis_url: &str) -> Vec<Peer> {
 }
 
 const BASELINE: &str = "socketioxide (socketioxide-redis)";
+/// The figure a row is chosen by (the median repetition) and the ratios compare.
+const HEADLINE: &str = "server_cpu_us_per_delivery";
 
 /// Runs the cross-node fan-out at 50/s and 200/s for every peer and writes the report.
 pub fn run_cluster(root: &Path, out: &Path, quick: bool, repeat: usize) -> std::io::Result<()> {
@@ -52,7 +56,7 @@ pub fn run_cluster(root: &Path, out: &Path, quick: bool, repeat: usize) -> std::
     let mut redis = RedisServer::start(&binary);
     let messages = if quick { "50" } else { "200" };
     let rates = ["50", "200"];
-    let mut results: Vec<(String, String, Value)> = Vec::new();
+    let mut results: Vec<(String, String, Repetitions)> = Vec::new();
     let mut port = 4600u16;
     for rate in rates {
         let title = format!(
@@ -106,7 +110,7 @@ pub fn run_cluster(root: &Path, out: &Path, quick: bool, repeat: usize) -> std::
                     let _ = child.wait();
                 }
                 match result {
-                    Ok(value) if get(&value, "server_cpu_us_per_delivery").is_some() => {
+                    Ok(value) if get(&value, HEADLINE).is_some() => {
                         eprintln!("{value}");
                         match per_peer.iter_mut().find(|(n, _)| n == peer.name) {
                             Some((_, values)) => values.push(value),
@@ -119,39 +123,20 @@ pub fn run_cluster(root: &Path, out: &Path, quick: bool, repeat: usize) -> std::
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        for (peer, mut values) in per_peer {
-            values.sort_by(|x, y| {
-                let (p, q) = (
-                    get(x, "server_cpu_us_per_delivery"),
-                    get(y, "server_cpu_us_per_delivery"),
-                );
-                p.partial_cmp(&q).unwrap_or(std::cmp::Ordering::Equal)
-            });
-            let median = values.swap_remove(values.len() / 2);
-            results.push((title.clone(), peer, median));
+        for (peer, values) in per_peer {
+            if let Some(repetitions) = Repetitions::new(values, HEADLINE) {
+                results.push((title.clone(), peer, repetitions));
+            }
         }
     }
     write(root, out, repeat, &results)
-}
-
-fn cell(v: &Value, path: &str) -> String {
-    get(v, path).map_or_else(
-        || "–".to_owned(),
-        |x| {
-            if x.abs() >= 100.0 || x.fract() == 0.0 {
-                format!("{x:.0}")
-            } else {
-                format!("{x:.2}")
-            }
-        },
-    )
 }
 
 fn write(
     root: &Path,
     out: &Path,
     repeat: usize,
-    results: &[(String, String, Value)],
+    results: &[(String, String, Repetitions)],
 ) -> std::io::Result<()> {
     let mut md = String::new();
     let _ = writeln!(md, "# Cluster benchmarks\n");
@@ -179,15 +164,16 @@ fn write(
         let base = rows
             .iter()
             .find(|(_, p, _)| p == BASELINE)
-            .and_then(|(_, _, v)| get(v, "server_cpu_us_per_delivery"));
+            .and_then(|(_, _, r)| get(&r.median, HEADLINE));
         let _ = writeln!(md, "## {title}\n");
         let _ = writeln!(
             md,
             "| peer | delivered | lost | p50 µs | p99 µs | max µs | µs CPU/delivery | user | kernel | ratio to {BASELINE} |"
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for (_, peer, v) in &rows {
-            let ratio = match (get(v, "server_cpu_us_per_delivery"), base) {
+        for (_, peer, repetitions) in &rows {
+            let v = &repetitions.median;
+            let ratio = match (get(v, HEADLINE), base) {
                 (Some(x), Some(b)) if b > 0.0 => format!("{:.2}", x / b),
                 _ => "–".into(),
             };
@@ -204,7 +190,13 @@ fn write(
                 cell(v, "server_system_us_per_delivery"),
             );
         }
+        let spread: Vec<(&str, &Repetitions)> =
+            rows.iter().map(|(_, p, r)| (p.as_str(), r)).collect();
+        let line = Repetitions::spread_line(&spread, HEADLINE, "µs per delivery");
         let _ = writeln!(md);
+        if !line.is_empty() {
+            let _ = writeln!(md, "{line}");
+        }
     }
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;

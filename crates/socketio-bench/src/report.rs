@@ -314,6 +314,79 @@ pub(crate) fn get(v: &Value, path: &str) -> Option<f64> {
     path.split('.').try_fold(v, |v, k| v.get(k))?.as_f64()
 }
 
+/// A figure as a table shows it: whole from 100 up or when it rounds to a whole number, else
+/// two decimals.
+pub(crate) fn figure(x: f64) -> String {
+    let cents = (x * 100.0).round();
+    if x.abs() >= 100.0 || cents % 100.0 == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// The figure at `path` of a result, or a dash.
+pub(crate) fn cell(v: &Value, path: &str) -> String {
+    get(v, path).map_or_else(|| "–".to_owned(), figure)
+}
+
+/// The repetitions of one scenario for one peer.
+#[derive(Debug, Clone)]
+pub struct Repetitions {
+    /// The repetition with the median `headline` figure: the table's row.
+    pub median: Value,
+    /// Every repetition, in the order run.
+    pub all: Vec<Value>,
+}
+
+impl Repetitions {
+    /// Picks the median of `all` by the figure at `headline`; `None` when `all` is empty.
+    pub fn new(all: Vec<Value>, headline: &str) -> Option<Repetitions> {
+        let mut sorted: Vec<&Value> = all.iter().collect();
+        sorted.sort_by(|a, b| {
+            let (x, y) = (get(a, headline), get(b, headline));
+            x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let median = (*sorted.get(sorted.len() / 2)?).clone();
+        Some(Repetitions { median, all })
+    }
+
+    /// The lowest and highest figure at `path` over the repetitions, as "a–b" ("a" when they
+    /// agree); `None` when no repetition has it.
+    pub fn range(&self, path: &str) -> Option<String> {
+        let values: Vec<f64> = self.all.iter().filter_map(|v| get(v, path)).collect();
+        let low = values.iter().copied().reduce(f64::min)?;
+        let high = values.iter().copied().reduce(f64::max)?;
+        Some(if low == high {
+            figure(low)
+        } else {
+            format!("{}–{}", figure(low), figure(high))
+        })
+    }
+
+    /// One line for the text under a table: each peer's range of the `headline` figure and of
+    /// the p99 latency over its repetitions, so that the noise behind a median is in view.
+    pub(crate) fn spread_line(rows: &[(&str, &Repetitions)], headline: &str, unit: &str) -> String {
+        let parts: Vec<String> = rows
+            .iter()
+            .filter(|(_, r)| r.all.len() > 1)
+            .filter_map(|(peer, r)| {
+                let figure = r.range(headline)?;
+                Some(match r.range("latency.p99_us") {
+                    Some(p99) if headline != "latency.p99_us" => {
+                        format!("{peer} {figure} {unit}, p99 {p99} µs")
+                    }
+                    _ => format!("{peer} {figure} {unit}"),
+                })
+            })
+            .collect();
+        if parts.is_empty() {
+            return String::new();
+        }
+        format!("Range over the repetitions: {}.\n", parts.join("; "))
+    }
+}
+
 /// Runs everything and writes the report; returns the results as JSON lines.
 pub fn run_all(
     root: &Path,
@@ -322,7 +395,7 @@ pub fn run_all(
     only: Option<&str>,
     only_peers: Option<&str>,
     repeat: usize,
-) -> std::io::Result<Vec<(String, String, Value)>> {
+) -> std::io::Result<Vec<(String, String, Repetitions)>> {
     let mut results = Vec::new();
     let mut port = 4100u16;
     for run in runs(quick) {
@@ -379,13 +452,10 @@ pub fn run_all(
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        for (peer, mut values) in per_peer {
-            values.sort_by(|a, b| {
-                let (x, y) = (get(a, run.headline), get(b, run.headline));
-                x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
-            });
-            let median = values.swap_remove(values.len() / 2);
-            results.push((run.title.to_owned(), peer, median));
+        for (peer, values) in per_peer {
+            if let Some(repetitions) = Repetitions::new(values, run.headline) {
+                results.push((run.title.to_owned(), peer, repetitions));
+            }
         }
     }
     if let Some(dir) = out.parent() {
@@ -423,7 +493,7 @@ fn write_report(
     out: &Path,
     quick: bool,
     repeat: usize,
-    results: &[(String, String, Value)],
+    results: &[(String, String, Repetitions)],
 ) -> std::io::Result<()> {
     let node_version = Command::new("node")
         .arg("--version")
@@ -473,7 +543,7 @@ fn write_report(
         let base = rows
             .iter()
             .find(|(_, p, _)| p == "socketio-rs")
-            .and_then(|(_, _, v)| get(v, run.headline));
+            .and_then(|(_, _, r)| get(&r.median, run.headline));
         let columns: &[(&str, &str)] = match run.headline {
             "server_cpu_us_per_handshake" => &[
                 ("handshakes/s", "handshakes_per_s"),
@@ -519,20 +589,11 @@ fn write_report(
         let _ = writeln!(md, " ratio to socketio-rs |");
         let _ = writeln!(md, "|---|{}---|", "---:|".repeat(columns.len()));
         let mut bars = Vec::new();
-        for (_, peer, value) in &rows {
+        for (_, peer, repetitions) in &rows {
+            let value = &repetitions.median;
             let _ = write!(md, "| {peer} |");
             for (_, path) in columns {
-                let cell = get(value, path).map_or_else(
-                    || "–".to_owned(),
-                    |x| {
-                        if x.abs() >= 100.0 || x.fract() == 0.0 {
-                            format!("{x:.0}")
-                        } else {
-                            format!("{x:.2}")
-                        }
-                    },
-                );
-                let _ = write!(md, " {cell} |");
+                let _ = write!(md, " {} |", cell(value, path));
             }
             let headline = get(value, run.headline);
             let ratio = match (headline, base) {
@@ -567,6 +628,12 @@ fn write_report(
             out.with_file_name(&svg_name),
             bar_chart(run.title, run.unit, &bars),
         )?;
+        let spread: Vec<(&str, &Repetitions)> =
+            rows.iter().map(|(_, p, r)| (p.as_str(), r)).collect();
+        let line = Repetitions::spread_line(&spread, run.headline, run.unit);
+        if !line.is_empty() {
+            let _ = write!(md, "\n{line}");
+        }
         let _ = writeln!(md, "\n![{}]({svg_name})\n", run.unit);
     }
     let _ = writeln!(
@@ -622,4 +689,54 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(cpu: f64, p99: f64) -> Value {
+        json!({"cpu": cpu, "latency": {"p99_us": p99}})
+    }
+
+    #[test]
+    fn the_row_is_the_median_repetition_and_the_range_covers_them_all() {
+        let reps = Repetitions::new(
+            vec![run(7.15, 16_700.0), run(6.35, 8_100.0), run(7.05, 20_144.0)],
+            "cpu",
+        )
+        .expect("three repetitions");
+        assert_eq!(get(&reps.median, "cpu"), Some(7.05));
+        assert_eq!(get(&reps.median, "latency.p99_us"), Some(20_144.0));
+        assert_eq!(reps.range("cpu").as_deref(), Some("6.35–7.15"));
+        assert_eq!(reps.range("latency.p99_us").as_deref(), Some("8100–20144"));
+        assert_eq!(reps.range("missing"), None);
+        assert!(Repetitions::new(Vec::new(), "cpu").is_none());
+    }
+
+    #[test]
+    fn figures_are_whole_when_they_round_to_whole_numbers() {
+        assert_eq!(figure(44.000_000_1), "44");
+        assert_eq!(figure(45.999), "46");
+        assert_eq!(figure(3.4), "3.40");
+        assert_eq!(figure(0.005), "0.01");
+        assert_eq!(figure(20_144.4), "20144");
+    }
+
+    #[test]
+    fn the_spread_line_names_each_repeated_peer() {
+        let ours = Repetitions::new(vec![run(3.5, 16_000.0), run(3.4, 18_000.0)], "cpu")
+            .expect("two repetitions");
+        let once = Repetitions::new(vec![run(5.0, 17_000.0)], "cpu").expect("one");
+        let line = Repetitions::spread_line(&[("a", &ours), ("b", &once)], "cpu", "µs");
+        assert_eq!(
+            line,
+            "Range over the repetitions: a 3.40–3.50 µs, p99 16000–18000 µs.\n"
+        );
+        // Nothing repeated: no line. A p99 headline is not given twice.
+        assert_eq!(Repetitions::spread_line(&[("b", &once)], "cpu", "µs"), "");
+        let line = Repetitions::spread_line(&[("a", &ours)], "latency.p99_us", "µs p99");
+        assert_eq!(line, "Range over the repetitions: a 16000–18000 µs p99.\n");
+    }
 }
