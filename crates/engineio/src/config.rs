@@ -69,6 +69,12 @@ pub struct EngineConfig {
     /// Limits on new sessions; a handshake over one is refused with 403 (code 4) and a
     /// message saying which.
     pub limits: SessionLimits,
+    /// Compression of long-polling responses and of [`files`](EngineConfig::files): a body of
+    /// at least this many bytes is sent gzip- or deflate-encoded when the request's
+    /// `Accept-Encoding` allows (default 1024, Node's `httpCompression: { threshold: 1024 }`);
+    /// `None` never compresses. WebSocket frames are never compressed (Node's
+    /// `perMessageDeflate` is off by default too).
+    pub http_compression: Option<usize>,
 }
 
 /// Limits on new sessions, each off when `None`. Checked at each handshake: handshakes in
@@ -116,6 +122,7 @@ impl Default for EngineConfig {
             max_buffered: 8 * 1024 * 1024,
             files: Vec::new(),
             limits: SessionLimits::default(),
+            http_compression: Some(1024),
         }
     }
 }

@@ -10,6 +10,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 
+use crate::compression::{self, Encoding};
 use crate::config::EngineConfig;
 use crate::handshake::RequestInfo;
 use crate::packet::{decode_payload, encode_payload, Frame};
@@ -58,6 +59,9 @@ impl HttpError {
         json_response(status, body.to_string())
     }
 }
+
+/// The codings a long-polling response may be sent in, in the reference server's order.
+const POLLING_ENCODINGS: &[Encoding] = &[Encoding::Gzip, Encoding::Deflate];
 
 fn json_response(status: StatusCode, body: String) -> Response<ResponseBody> {
     let mut res = Response::new(Full::new(Bytes::from(body)));
@@ -160,6 +164,8 @@ pub(crate) struct EngineInner {
     per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     /// The handshake token bucket: (tokens, when last refilled).
     handshakes: std::sync::Mutex<(f64, std::time::Instant)>,
+    /// Each of `config.files` gzipped, made at its first request that accepts gzip.
+    gzipped_files: Box<[std::sync::OnceLock<Option<Bytes>>]>,
 }
 
 /// An Engine.IO server. Cloning is cheap and shares the same sessions.
@@ -189,6 +195,7 @@ impl Engine {
                     f64::from(config.limits.handshakes_per_second.unwrap_or(0)),
                     std::time::Instant::now(),
                 )),
+                gzipped_files: config.files.iter().map(|_| Default::default()).collect(),
                 config,
             }),
         }
@@ -332,7 +339,10 @@ impl Engine {
                     };
                     accept_ws(req, target)
                 }
-                (TransportKind::Polling, &Method::GET) => inner.poll(&session).await,
+                (TransportKind::Polling, &Method::GET) => {
+                    let encoding = inner.response_encoding(&req, POLLING_ENCODINGS);
+                    inner.poll(&session, encoding).await
+                }
                 (TransportKind::Polling, &Method::POST) => inner.push(&session, req).await,
                 _ => inner.refuse(&req_line, HttpError::BadRequest, None),
             };
@@ -349,6 +359,7 @@ impl Engine {
         if let Some(reason) = inner.over_limit(req_line.remote_addr) {
             return inner.refuse(&req_line, HttpError::Forbidden, Some(reason));
         }
+        let encoding = inner.response_encoding(&req, POLLING_ENCODINGS);
         let (parts, body) = req.into_parts();
         let info = RequestInfo::from_parts(&parts);
         if let Some(allow) = &inner.config.allow_request {
@@ -359,7 +370,7 @@ impl Engine {
         match transport {
             TransportKind::Polling => {
                 let session = inner.open(info, TransportKind::Polling);
-                inner.poll(&session).await
+                inner.poll(&session, encoding).await
             }
             TransportKind::WebSocket => accept_ws(
                 Request::from_parts(parts, body),
@@ -554,7 +565,8 @@ impl EngineInner {
     /// One of the configured files, when the request names it.
     fn static_file<B>(&self, req: &Request<B>) -> Option<Response<ResponseBody>> {
         let name = req.uri().path().strip_prefix(self.config.path.as_str())?;
-        let file = self.config.files.iter().find(|f| f.name == name)?;
+        let index = self.config.files.iter().position(|f| f.name == name)?;
+        let file = &self.config.files[index];
         let weak = format!("W/{}", file.etag);
         let fresh = req
             .headers()
@@ -566,14 +578,37 @@ impl EngineInner {
             *res.status_mut() = StatusCode::NOT_MODIFIED;
             res
         } else {
-            let mut res = Response::new(Full::new(file.body.clone()));
-            res.headers_mut().insert(
+            // Node's `serveClient` compresses too; the gzipped copy is made once.
+            let gzipped = self
+                .response_encoding(req, &[Encoding::Gzip])
+                .and_then(|_| {
+                    self.gzipped_files
+                        .get(index)?
+                        .get_or_init(|| {
+                            let (body, encoding) =
+                                self.maybe_compressed(file.body.clone(), Some(Encoding::Gzip));
+                            encoding.map(|_| body)
+                        })
+                        .clone()
+                });
+            let mut res = Response::new(Full::new(
+                gzipped.clone().unwrap_or_else(|| file.body.clone()),
+            ));
+            let headers = res.headers_mut();
+            headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(file.content_type),
             );
+            if gzipped.is_some() {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             res
         };
         let headers = res.headers_mut();
+        if self.config.http_compression.is_some() {
+            // A shared cache must not hand the gzipped copy to a client that did not ask.
+            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=0"),
@@ -687,8 +722,65 @@ impl EngineInner {
         self.handler.on_close(&session, reason);
     }
 
-    /// A long-polling GET: waits for frames and returns them as one payload.
-    async fn poll(&self, session: &Arc<Session>) -> Response<ResponseBody> {
+    /// The coding for a response to `req` among `offered`, when compression is on and the
+    /// request accepts one.
+    fn response_encoding<B>(&self, req: &Request<B>, offered: &[Encoding]) -> Option<Encoding> {
+        self.config.http_compression?;
+        let accept = req.headers().get(header::ACCEPT_ENCODING)?.to_str().ok();
+        compression::negotiate(accept, offered)
+    }
+
+    /// The coding a body of `len` bytes is sent in: `encoding` from the compression threshold
+    /// up, none below it.
+    fn coding_for(&self, len: usize, encoding: Option<Encoding>) -> Option<Encoding> {
+        encoding.filter(|_| self.config.http_compression.is_some_and(|min| len >= min))
+    }
+
+    /// A body in `encoding` when it is at least the compression threshold, else as it is.
+    fn maybe_compressed(
+        &self,
+        body: Bytes,
+        encoding: Option<Encoding>,
+    ) -> (Bytes, Option<Encoding>) {
+        let compressed = self
+            .coding_for(body.len(), encoding)
+            .and_then(|coding| Some((compression::compress(coding, &body)?, coding)));
+        match compressed {
+            Some((compressed, coding)) => (compressed, Some(coding)),
+            None => (body, None),
+        }
+    }
+
+    /// As [`EngineInner::maybe_compressed`], on a blocking thread for a body so large that
+    /// compressing it would hold this runtime thread for milliseconds (Node's zlib works off
+    /// the event loop too).
+    async fn compressed_off_thread(
+        &self,
+        body: Bytes,
+        encoding: Option<Encoding>,
+    ) -> (Bytes, Option<Encoding>) {
+        /// About a millisecond of compression.
+        const OFF_THREAD: usize = 64 * 1024;
+        let Some(coding) = self.coding_for(body.len(), encoding) else {
+            return (body, None);
+        };
+        if body.len() <= OFF_THREAD {
+            return self.maybe_compressed(body, Some(coding));
+        }
+        let input = body.clone();
+        match tokio::task::spawn_blocking(move || compression::compress(coding, &input)).await {
+            Ok(Some(compressed)) => (compressed, Some(coding)),
+            _ => (body, None),
+        }
+    }
+
+    /// A long-polling GET: waits for frames and returns them as one payload, compressed in
+    /// `encoding` when it is large enough.
+    async fn poll(
+        &self,
+        session: &Arc<Session>,
+        encoding: Option<Encoding>,
+    ) -> Response<ResponseBody> {
         {
             let mut state = session.lock();
             if state.transport != TransportKind::Polling {
@@ -732,7 +824,15 @@ impl EngineInner {
             };
             if let Some(body) = body {
                 guard.finished = true;
-                return text_response(StatusCode::OK, body, "text/plain; charset=UTF-8");
+                let (body, encoding) = self.compressed_off_thread(body, encoding).await;
+                let mut res = text_response(StatusCode::OK, body, "text/plain; charset=UTF-8");
+                if let Some(encoding) = encoding {
+                    res.headers_mut().insert(
+                        header::CONTENT_ENCODING,
+                        HeaderValue::from_static(encoding.as_str()),
+                    );
+                }
+                return res;
             }
             changed.await;
         }

@@ -29,6 +29,7 @@
 //! ```
 
 mod coalesce;
+mod compression;
 mod config;
 mod engine;
 mod handshake;

@@ -91,6 +91,9 @@ pub(crate) struct Config {
     pub(crate) ping_timeout: Duration,
     /// `engine.max_payload`: largest message in bytes.
     pub(crate) max_payload: usize,
+    /// `engine.http_compression_threshold`: polling responses and served files of at least
+    /// this many bytes are compressed when the client accepts it; `None` (0): never.
+    pub(crate) http_compression: Option<usize>,
     /// `engine.transports`: `polling`, `websocket` or both (comma-separated).
     pub(crate) polling: bool,
     /// See `polling`.
@@ -198,6 +201,7 @@ impl Default for Config {
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
+            http_compression: Some(1024),
             polling: true,
             websocket: true,
             log_format: LogFormat::Human,
@@ -255,6 +259,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "engine.max_payload",
         "SOCKETIO_MAX_PAYLOAD",
         "--max-payload",
+    ),
+    (
+        "engine.http_compression_threshold",
+        "SOCKETIO_HTTP_COMPRESSION_THRESHOLD",
+        "--http-compression-threshold",
     ),
     ("engine.transports", "SOCKETIO_TRANSPORTS", "--transports"),
     ("tls.cert_file", "SOCKETIO_TLS_CERT_FILE", "--tls-cert-file"),
@@ -542,6 +551,15 @@ impl Config {
                         format!("'{value}' is not a positive number of bytes"),
                     )
                 })?
+            }
+            "engine.http_compression_threshold" => {
+                let bytes: usize = value.parse().map_err(|_| {
+                    invalid(
+                        setting,
+                        format!("'{value}' is not a whole number of bytes (0: off)"),
+                    )
+                })?;
+                self.http_compression = Some(bytes).filter(|n| *n > 0);
             }
             "engine.transports" => {
                 let names = list(value);
@@ -922,6 +940,15 @@ mod tests {
     }
 
     #[test]
+    fn http_compression_is_on_at_1024_bytes_and_0_turns_it_off() {
+        assert_eq!(Config::default().http_compression, Some(1024));
+        let config = load(&["--http-compression-threshold", "0"], &[]).expect("config");
+        assert_eq!(config.http_compression, None);
+        let config = load(&[], &[("SOCKETIO_HTTP_COMPRESSION_THRESHOLD", "2048")]).expect("env");
+        assert_eq!(config.http_compression, Some(2048));
+    }
+
+    #[test]
     fn bad_settings_name_themselves() {
         type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
         let cases: Vec<Case> = vec![
@@ -951,6 +978,11 @@ mod tests {
                 vec![],
                 vec![("SOCKETIO_PING_TIMEOUT_MS", "soon")],
                 "engine.ping_timeout_ms: 'soon'",
+            ),
+            (
+                vec!["--http-compression-threshold", "-5"],
+                vec![],
+                "engine.http_compression_threshold: '-5' is not a whole number of bytes (0: off)",
             ),
             (
                 vec!["--transports", "carrier-pigeon"],

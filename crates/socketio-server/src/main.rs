@@ -228,6 +228,7 @@ fn build_io(
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload)
+        .http_compression(config.http_compression)
         .transports(config.polling, config.websocket)
         .serve_client(config.serve_client)
         .parser(config.parser)

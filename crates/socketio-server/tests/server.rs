@@ -228,16 +228,23 @@ fn bad_settings_fail_with_one_line() {
 }
 
 /// Status, header block (lower-cased) and body length of one GET with extra header lines.
+/// The value of header `name` in a lower-cased head.
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
 fn fetch_with(addr: SocketAddr, path: &str, headers: &str) -> Option<(u16, String, usize)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut out = Vec::new();
     stream.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out);
-    let status = text.get(9..12)?.parse().ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    Some((status, head.to_ascii_lowercase(), body.len()))
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    let status = head.get(9..12)?.parse().ok()?;
+    Some((status, head, out.len() - split - 4))
 }
 
 #[test]
@@ -292,6 +299,33 @@ fn serves_the_browser_client_like_node_serve_client() {
     )
     .expect("answer");
     assert_eq!(status, 200, "another version gets the file");
+    // Compressed for a browser that accepts gzip, as Node's `serveClient` does, with the
+    // same tag; `Vary` keeps shared caches from mixing the two.
+    let (_, plain_head, plain) =
+        fetch_with(addr, "/socket.io/socket.io.min.js", "").expect("answer");
+    assert_eq!(
+        header_of(&plain_head, "content-encoding"),
+        None,
+        "{plain_head}"
+    );
+    assert_eq!(
+        header_of(&plain_head, "vary"),
+        Some("accept-encoding"),
+        "{plain_head}"
+    );
+    let (status, head, gzipped) = fetch_with(
+        addr,
+        "/socket.io/socket.io.min.js",
+        "Accept-Encoding: gzip, deflate, br\r\n",
+    )
+    .expect("answer");
+    assert_eq!(status, 200);
+    assert_eq!(header_of(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert!(head.contains(&format!("etag: \"{version}\"")), "{head}");
+    assert!(
+        gzipped * 2 < plain,
+        "{gzipped} gzipped bytes against {plain}"
+    );
     let (status, _, _) = fetch_with(addr, "/socket.io/nothing.js", "").expect("answer");
     assert_eq!(status, 400, "other names are the protocol's");
     let _ = server.kill();

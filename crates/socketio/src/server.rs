@@ -237,6 +237,20 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Compresses long-polling responses (and the served browser client) of at least
+    /// `threshold` bytes with gzip or deflate when the request's `Accept-Encoding` allows, as
+    /// Node's `httpCompression` does (default: on, 1024 bytes). `None` turns it off, e.g.
+    /// behind a proxy that compresses. WebSocket frames are not compressed.
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder().http_compression(None).build();
+    /// # drop(io);
+    /// ```
+    pub fn http_compression(mut self, threshold: Option<usize>) -> Self {
+        self.config.engine.http_compression = threshold;
+        self
+    }
+
     /// Which transports are allowed (default both).
     pub fn transports(mut self, polling: bool, websocket: bool) -> Self {
         self.config.engine.transports = engineio::Transports { polling, websocket };
