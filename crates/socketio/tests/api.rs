@@ -832,13 +832,7 @@ async fn a_polling_client_closed_by_the_server_between_polls_gets_the_close_pack
         .await
         .expect("handshake");
     assert_eq!(status, 200);
-    let open = String::from_utf8_lossy(&open).into_owned();
-    let sid = open
-        .split("\"sid\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("sid")
-        .to_owned();
+    let sid = common::sid_of_open(&open);
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     let (status, _) = http.request("POST", &path, b"40").await.expect("connect");
     assert_eq!(status, 200);

@@ -184,11 +184,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, 
 async fn polling_session(addr: SocketAddr) -> String {
     let (status, body) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"").await;
     assert_eq!(status, 200);
-    body.split("\"sid\":\"")
-        .nth(1)
-        .and_then(|s| s.get(..20))
-        .expect("sid")
-        .to_owned()
+    common::sid_of_open(body.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use socketio::{Socket, SocketIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::serve;
+use common::{serve, sid_of_open};
 
 /// One HTTP/1.1 request on a new connection: (status, lower-cased head, body).
 async fn request(
@@ -48,13 +48,7 @@ async fn connected(addr: SocketAddr) -> String {
     let (status, _, open) =
         request(addr, "GET", "/socket.io/?EIO=4&transport=polling", "", b"").await;
     assert_eq!(status, 200);
-    let open = String::from_utf8_lossy(&open).into_owned();
-    let sid = open
-        .split("\"sid\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("sid")
-        .to_owned();
+    let sid = sid_of_open(&open);
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     let (status, _, _) = request(addr, "POST", &path, "", b"40").await;
     assert_eq!(status, 200);

@@ -32,3 +32,13 @@ pub(crate) fn record_disconnect(socket: &Socket, reasons: &Reasons) {
         async {}
     });
 }
+
+/// The session id in a polling handshake's open packet (`0{"sid":"...",...}`).
+pub(crate) fn sid_of_open(open: &[u8]) -> String {
+    String::from_utf8_lossy(open)
+        .split("\"sid\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an open packet with a sid")
+        .to_owned()
+}
