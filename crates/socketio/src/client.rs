@@ -222,6 +222,7 @@ impl Client {
                         ns.name(),
                         Some(&body),
                     ));
+                    ns.remove_if_empty();
                     return;
                 }
             }
@@ -233,6 +234,7 @@ impl Client {
             ext
         };
         if self.session.is_closed() {
+            ns.remove_if_empty();
             return;
         }
         let (id, pid, recovered) = match &restored {
@@ -243,20 +245,38 @@ impl Client {
                 false,
             ),
         };
-        let auth = Arc::try_unwrap(auth).unwrap_or_else(|shared| (*shared).clone());
-        let socket = Socket::new(
-            id,
-            pid,
-            ns.clone(),
-            self.clone(),
-            auth,
-            extensions,
-            recovered,
-        );
-        if let Some(r) = &restored {
-            socket.replace_data(r.session.data.clone());
-        }
-        ns.add_socket(socket.clone());
+        let mut auth = Arc::try_unwrap(auth).unwrap_or_else(|shared| (*shared).clone());
+        let mut extensions = extensions;
+        let mut ns = ns;
+        let socket = loop {
+            // A child namespace may be removed (its last socket gone) while this one connected:
+            // then it joins the namespace that replaces it, with what its middlewares gave.
+            let spare = ns.cleans_up().then(|| (auth.clone(), extensions.clone()));
+            let socket = Socket::new(
+                id,
+                pid,
+                ns.clone(),
+                self.clone(),
+                auth,
+                extensions,
+                recovered,
+            );
+            if let Some(r) = &restored {
+                socket.replace_data(r.session.data.clone());
+            }
+            if ns.add_socket(socket.clone()) {
+                break socket;
+            }
+            let Some(((spare_auth, spare_extensions), next)) = spare.zip(
+                self.server
+                    .upgrade()
+                    .and_then(|server| server.namespace_for(ns.name())),
+            ) else {
+                return;
+            };
+            let _ = next.wait_ready().await;
+            (auth, extensions, ns) = (spare_auth, spare_extensions, next);
+        };
         let own = crate::adapter::Room::from(id.as_str());
         match &restored {
             Some(r) => {

@@ -48,6 +48,10 @@ pub(crate) struct NsInner {
     ready: tokio::sync::OnceCell<Result<(), Arc<AdapterError>>>,
     pub(crate) recovery: Option<RecoveryConfig>,
     pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
+    /// For a child of a dynamic family that is removed once empty: its server.
+    registry: Option<std::sync::Weak<crate::server::ServerInner>>,
+    /// Removed from its server (set under the `sockets` lock): no socket joins it any more.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for NsInner {
@@ -69,6 +73,8 @@ pub(crate) struct NsSettings<'a> {
     pub(crate) limits: Limits,
     pub(crate) adapter: &'a AdapterFactory,
     pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
+    /// Set for a dynamic child that is removed from this registry once empty.
+    pub(crate) registry: Option<std::sync::Weak<crate::server::ServerInner>>,
 }
 
 impl NsInner {
@@ -86,6 +92,8 @@ impl NsInner {
             ready: tokio::sync::OnceCell::new(),
             recovery: settings.recovery,
             observer: settings.observer.clone(),
+            registry: settings.registry,
+            closed: AtomicBool::new(false),
         });
         let ops: std::sync::Weak<dyn LocalOps> =
             Arc::downgrade(&ns) as std::sync::Weak<dyn LocalOps>;
@@ -141,17 +149,61 @@ impl NsInner {
         self.recovery.is_some()
     }
 
-    pub(crate) fn add_socket(&self, socket: Socket) {
+    /// Adds `socket`; false when this namespace was removed from its server meanwhile (the
+    /// caller then joins the one that replaces it).
+    #[must_use]
+    pub(crate) fn add_socket(&self, socket: Socket) -> bool {
         let (session, parser) = socket.route();
         let member = Member {
             session,
             parser,
             socket,
         };
-        self.sockets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(member.socket.id(), member);
+        let mut sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        sockets.insert(member.socket.id(), member);
+        true
+    }
+
+    /// Whether this namespace is removed from its server once empty.
+    pub(crate) fn cleans_up(&self) -> bool {
+        self.registry.is_some()
+    }
+
+    /// A connection to this namespace was refused: removes it if it is an empty child.
+    pub(crate) fn remove_if_empty(&self) {
+        let emptied = {
+            let sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
+            self.close_if_empty(&sockets)
+        };
+        if emptied {
+            self.retire();
+        }
+    }
+
+    /// Marks a child namespace with no socket closed (under the `sockets` lock, so that no
+    /// socket joins it after); true the once it does.
+    fn close_if_empty(&self, sockets: &engineio::SidMap<Member>) -> bool {
+        self.registry.is_some() && sockets.is_empty() && !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes a closed namespace out of its server and closes its adapter.
+    fn retire(&self) {
+        if let Some(server) = self.registry.as_ref().and_then(std::sync::Weak::upgrade) {
+            server.forget_namespace(self);
+        }
+        tracing::debug!(nsp = %self.name, "empty child namespace removed");
+        let adapter = self.adapter().clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let name = self.name.clone();
+            runtime.spawn(async move {
+                if let Err(err) = adapter.close().await {
+                    tracing::warn!(nsp = %name, error = %err, "closing the adapter of a removed namespace failed");
+                }
+            });
+        }
     }
 
     /// A socket of this namespace registered an `on_any_outgoing` listener.
@@ -160,10 +212,14 @@ impl NsInner {
     }
 
     pub(crate) fn remove_socket(&self, sid: Sid) {
-        self.sockets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&sid);
+        let emptied = {
+            let mut sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
+            sockets.remove(&sid);
+            self.close_if_empty(&sockets)
+        };
+        if emptied {
+            self.retire();
+        }
     }
 
     pub(crate) fn sockets_by_id(&self, sids: &[Sid]) -> Vec<Socket> {

@@ -65,6 +65,8 @@ pub(crate) struct ServerConfig {
     pub(crate) observer: Option<ObserverRef>,
     pub(crate) connection_error: Option<ConnectionErrorHook>,
     pub(crate) parser: Parser,
+    /// Node's `cleanupEmptyChildNamespaces`.
+    pub(crate) cleanup_empty_child_namespaces: bool,
 }
 
 /// The `on_connection_error` callback, printable for the settings' `Debug`.
@@ -96,6 +98,8 @@ pub(crate) struct ServerInner {
     dynamic: RwLock<Vec<(DynamicMatcher, Arc<NsHandlers>)>>,
     adapter: AdapterFactory,
     server_id: Arc<str>,
+    /// This server, for the namespaces that take themselves out of `namespaces`.
+    me: std::sync::Weak<ServerInner>,
 }
 
 impl ServerInner {
@@ -106,6 +110,7 @@ impl ServerInner {
         name: &str,
         handlers: Arc<NsHandlers>,
         factory: &AdapterFactory,
+        child: bool,
     ) -> Arc<NsInner> {
         NsInner::new(
             name.to_owned(),
@@ -116,8 +121,21 @@ impl ServerInner {
                 limits: self.config.limits,
                 adapter: factory,
                 observer: self.config.observer.as_ref().map(|o| o.0.clone()),
+                registry: (child && self.config.cleanup_empty_child_namespaces)
+                    .then(|| self.me.clone()),
             },
         )
+    }
+
+    /// Takes `ns` out of the registry, unless another namespace took its name meanwhile.
+    pub(crate) fn forget_namespace(&self, ns: &NsInner) {
+        let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        if namespaces
+            .get(ns.name())
+            .is_some_and(|entry| std::ptr::eq(Arc::as_ptr(entry), ns))
+        {
+            namespaces.remove(ns.name());
+        }
     }
 
     /// The registered namespace `name`, or a new one made by `handlers()`: built outside the
@@ -127,6 +145,7 @@ impl ServerInner {
         &self,
         name: &str,
         handlers: impl FnOnce() -> Arc<NsHandlers>,
+        child: bool,
     ) -> Arc<NsInner> {
         if let Some(ns) = self
             .namespaces
@@ -136,7 +155,7 @@ impl ServerInner {
         {
             return ns.clone();
         }
-        let created = self.create_ns(name, handlers(), &self.adapter);
+        let created = self.create_ns(name, handlers(), &self.adapter, child);
         let ns = self
             .namespaces
             .write()
@@ -165,7 +184,7 @@ impl ServerInner {
             .iter()
             .find(|(matches, _)| matches(name))
             .map(|(_, h)| h.clone())?;
-        Some(self.get_or_create(name, || handlers))
+        Some(self.get_or_create(name, || handlers, true))
     }
 }
 
@@ -194,6 +213,7 @@ impl Default for SocketIoBuilder {
                 observer: None,
                 connection_error: None,
                 parser: Parser::Default,
+                cleanup_empty_child_namespaces: false,
             },
             state: http::Extensions::new(),
             adapter: local_adapter_factory(),
@@ -234,6 +254,23 @@ impl SocketIoBuilder {
     /// Largest message or polling body, in bytes (default 1 MB, Node's `maxHttpBufferSize`).
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.config.engine.max_payload = bytes;
+        self
+    }
+
+    /// Removes a namespace created from a [`SocketIo::dynamic_namespace`] family once its last
+    /// socket has left (or the connection that created it was refused), and closes its adapter
+    /// (a cluster adapter unsubscribes), as Node's `cleanupEmptyChildNamespaces` (default off,
+    /// as in Node). Without it, every name a client connects to stays registered. A client that
+    /// connects while its namespace is being removed joins a new one of the same name.
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder()
+    ///     .cleanup_empty_child_namespaces(true)
+    ///     .build();
+    /// io.dynamic_namespace(|name| name.starts_with("/doc-"));
+    /// ```
+    pub fn cleanup_empty_child_namespaces(mut self, cleanup: bool) -> Self {
+        self.config.cleanup_empty_child_namespaces = cleanup;
         self
     }
 
@@ -418,13 +455,14 @@ impl SocketIoBuilder {
     /// Builds the server. The main namespace `/` exists from the start.
     pub fn build(mut self) -> SocketIo {
         self.config.observer = Observers::combine(&self.observers).map(ObserverRef);
-        let inner = Arc::new(ServerInner {
+        let inner = Arc::new_cyclic(|me| ServerInner {
             config: Arc::new(self.config),
             state: Arc::new(self.state),
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             adapter: self.adapter,
             server_id: Arc::from(random_id()),
+            me: me.clone(),
         });
         let bridge = Arc::new(Bridge {
             server: Arc::downgrade(&inner),
@@ -543,7 +581,7 @@ impl SocketIo {
         };
         Namespace(
             self.inner
-                .get_or_create(&name, || Arc::new(NsHandlers::default())),
+                .get_or_create(&name, || Arc::new(NsHandlers::default()), false),
         )
     }
 
@@ -563,7 +601,7 @@ impl SocketIo {
         // in-memory adapter (no cluster subscription for a namespace that does not exist).
         Namespace(
             self.inner
-                .create_ns("<dynamic>", handlers, &local_adapter_factory()),
+                .create_ns("<dynamic>", handlers, &local_adapter_factory(), false),
         )
     }
 

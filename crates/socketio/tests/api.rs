@@ -61,6 +61,119 @@ async fn dynamic_namespaces_are_created_on_demand() {
     assert!(io.get_namespace("/other").is_none());
 }
 
+/// Waits until `ns` exists (`true`) or not (`false`) on `io`; whether it came to be so.
+async fn namespace_becomes(io: &SocketIo, ns: &str, exists: bool) -> bool {
+    for _ in 0..100 {
+        if io.get_namespace(ns).is_some() == exists {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_child_namespaces_are_removed_when_asked() {
+    let io = build(|b| b.cleanup_empty_child_namespaces(true));
+    let docs = io.dynamic_namespace(|name| name.starts_with("/doc-"));
+    docs.use_middleware(|req: socketio::ConnectRequest| async move {
+        match req.auth_value()["token"].as_str() {
+            Some("bad") => Err(socketio::ConnectError::new("refused")),
+            _ => Ok(()),
+        }
+    });
+    docs.on_connection(|socket: Socket| async move {
+        let _ = socket.emit("welcome", socket.ns_name());
+    });
+    let addr = serve(&io).await;
+    let (mut a, _) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    let (mut b, _) = RawClient::socketio_handshake(addr, "").await.expect("b");
+    for client in [&mut a, &mut b] {
+        client.send_text(b"40/doc-1,").await.expect("send");
+        assert!(text(client).await.starts_with("40/doc-1,{\"sid\":"));
+        assert_eq!(text(client).await, r#"42/doc-1,["welcome","/doc-1"]"#);
+    }
+    // One of two leaves: the namespace stays; the last leaves: it is removed.
+    a.send_text(b"41/doc-1,").await.expect("leave");
+    assert!(
+        !namespace_becomes(&io, "/doc-1", false).await,
+        "removed with a socket left"
+    );
+    b.send_text(b"41/doc-1,").await.expect("leave");
+    assert!(
+        namespace_becomes(&io, "/doc-1", false).await,
+        "an empty child stays"
+    );
+    // The name works again: a new namespace of the family, with its handlers.
+    a.send_text(b"40/doc-1,").await.expect("send");
+    assert!(text(&mut a).await.starts_with("40/doc-1,{\"sid\":"));
+    assert_eq!(text(&mut a).await, r#"42/doc-1,["welcome","/doc-1"]"#);
+    assert!(io.get_namespace("/doc-1").is_some());
+    // A refused connection leaves nothing behind: names a client makes up do not pile up.
+    a.send_text(br#"40/doc-2,{"token":"bad"}"#)
+        .await
+        .expect("send");
+    assert_eq!(text(&mut a).await, r#"44/doc-2,{"message":"refused"}"#);
+    assert!(namespace_becomes(&io, "/doc-2", false).await);
+    // A closed connection counts as leaving.
+    drop(a);
+    assert!(namespace_becomes(&io, "/doc-1", false).await);
+    // Namespaces of their own are never removed.
+    assert!(io.get_namespace("/").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_under_way_when_its_child_namespace_is_removed_joins_the_next() {
+    let io = build(|b| b.cleanup_empty_child_namespaces(true));
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let docs = io.dynamic_namespace(|name| name.starts_with("/doc-"));
+    let held = gate.clone();
+    docs.use_middleware(move |req: socketio::ConnectRequest| {
+        let held = held.clone();
+        async move {
+            if req.auth_value()["token"] == "wait" {
+                held.acquire().await.expect("gate").forget();
+            }
+            Ok(())
+        }
+    });
+    docs.on_connection(|socket: Socket| async move {
+        let _ = socket.emit("welcome", socket.ns_name());
+    });
+    let addr = serve(&io).await;
+    let (mut a, _) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    let (mut b, _) = RawClient::socketio_handshake(addr, "").await.expect("b");
+    a.send_text(b"40/doc-1,").await.expect("send");
+    assert!(text(&mut a).await.starts_with("40/doc-1,"));
+    assert_eq!(text(&mut a).await, r#"42/doc-1,["welcome","/doc-1"]"#);
+    // b's connection waits in its middleware while a, the last socket, leaves.
+    b.send_text(br#"40/doc-1,{"token":"wait"}"#)
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.send_text(b"41/doc-1,").await.expect("leave");
+    assert!(namespace_becomes(&io, "/doc-1", false).await);
+    gate.add_permits(1);
+    assert!(text(&mut b).await.starts_with("40/doc-1,{\"sid\":"));
+    assert_eq!(text(&mut b).await, r#"42/doc-1,["welcome","/doc-1"]"#);
+    // b is in the registered namespace of that name: a broadcast to it reaches b.
+    io.of("/doc-1").emit("hi", &1).expect("emit");
+    assert_eq!(text(&mut b).await, r#"42/doc-1,["hi",1]"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_namespaces_stay_by_default_as_in_node() {
+    let io = build(|b| b);
+    io.dynamic_namespace(|name| name.starts_with("/doc-"))
+        .on_connection(|_: Socket| async {});
+    let addr = serve(&io).await;
+    let (mut a, _) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    a.send_text(b"40/doc-1,").await.expect("send");
+    assert!(text(&mut a).await.starts_with("40/doc-1,"));
+    a.send_text(b"41/doc-1,").await.expect("leave");
+    assert!(!namespace_becomes(&io, "/doc-1", false).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selection_operations_and_operators() {
     let io = build(|b| b);
