@@ -52,6 +52,9 @@ pub(crate) struct NsInner {
     registry: Option<std::sync::Weak<crate::server::ServerInner>>,
     /// Removed from its server (set under the `sockets` lock): no socket joins it any more.
     closed: AtomicBool,
+    /// A removed namespace of the same name whose adapter is closing: this one's adapter starts
+    /// once that is done, so that the old one's unsubscribe cannot undo the new subscribe.
+    after: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for NsInner {
@@ -75,6 +78,8 @@ pub(crate) struct NsSettings<'a> {
     pub(crate) observer: Option<Arc<dyn crate::observer::Observer>>,
     /// Set for a dynamic child that is removed from this registry once empty.
     pub(crate) registry: Option<std::sync::Weak<crate::server::ServerInner>>,
+    /// The close of a removed namespace of the same name, to wait for before `init`.
+    pub(crate) after: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl NsInner {
@@ -94,6 +99,7 @@ impl NsInner {
             observer: settings.observer.clone(),
             registry: settings.registry,
             closed: AtomicBool::new(false),
+            after: settings.after,
         });
         let ops: std::sync::Weak<dyn LocalOps> =
             Arc::downgrade(&ns) as std::sync::Weak<dyn LocalOps>;
@@ -124,6 +130,10 @@ impl NsInner {
     pub(crate) async fn wait_ready(&self) -> Result<(), Arc<AdapterError>> {
         self.ready
             .get_or_init(|| async {
+                if let Some(mut closing) = self.after.clone() {
+                    // Err: the closing task is gone (its runtime stopped); nothing to wait for.
+                    let _ = closing.wait_for(|closed| *closed).await;
+                }
                 let result = self.adapter().init().await.map_err(Arc::new);
                 if let Err(err) = &result {
                     tracing::error!(nsp = %self.name, error = %err, "adapter init failed; serving local sockets only until it recovers");
@@ -189,21 +199,31 @@ impl NsInner {
         self.registry.is_some() && sockets.is_empty() && !self.closed.swap(true, Ordering::AcqRel)
     }
 
-    /// Takes a closed namespace out of its server and closes its adapter.
+    /// Takes a closed namespace out of its server and closes its adapter. A namespace of the
+    /// same name made meanwhile starts its adapter after that close.
     fn retire(&self) {
-        if let Some(server) = self.registry.as_ref().and_then(std::sync::Weak::upgrade) {
-            server.forget_namespace(self);
-        }
-        tracing::debug!(nsp = %self.name, "empty child namespace removed");
+        let Some(server) = self.registry.as_ref().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
         let adapter = self.adapter().clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (done, closing) = tokio::sync::watch::channel(false);
+            // Registered before the namespace leaves the registry: whoever replaces it sees it.
+            server.closing(&self.name, closing.clone());
             let name = self.name.clone();
+            let registry = self.registry.clone();
             runtime.spawn(async move {
                 if let Err(err) = adapter.close().await {
                     tracing::warn!(nsp = %name, error = %err, "closing the adapter of a removed namespace failed");
                 }
+                let _ = done.send(true);
+                if let Some(server) = registry.as_ref().and_then(std::sync::Weak::upgrade) {
+                    server.closed(&name, &closing);
+                }
             });
         }
+        server.forget_namespace(self);
+        tracing::debug!(nsp = %self.name, "empty child namespace removed");
     }
 
     /// A socket of this namespace registered an `on_any_outgoing` listener.

@@ -100,6 +100,8 @@ pub(crate) struct ServerInner {
     server_id: Arc<str>,
     /// This server, for the namespaces that take themselves out of `namespaces`.
     me: std::sync::Weak<ServerInner>,
+    /// Removed namespaces whose adapters are closing, by name.
+    closing: std::sync::Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>>,
 }
 
 impl ServerInner {
@@ -123,8 +125,33 @@ impl ServerInner {
                 observer: self.config.observer.as_ref().map(|o| o.0.clone()),
                 registry: (child && self.config.cleanup_empty_child_namespaces)
                     .then(|| self.me.clone()),
+                after: child
+                    .then(|| {
+                        self.closing
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(name)
+                            .cloned()
+                    })
+                    .flatten(),
             },
         )
+    }
+
+    /// The adapter of the removed namespace `name` is closing; `done` says when it has.
+    pub(crate) fn closing(&self, name: &str, done: tokio::sync::watch::Receiver<bool>) {
+        self.closing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), done);
+    }
+
+    /// That close is over (unless a later one of the same name has begun).
+    pub(crate) fn closed(&self, name: &str, done: &tokio::sync::watch::Receiver<bool>) {
+        let mut closing = self.closing.lock().unwrap_or_else(|e| e.into_inner());
+        if closing.get(name).is_some_and(|c| c.same_channel(done)) {
+            closing.remove(name);
+        }
     }
 
     /// Takes `ns` out of the registry, unless another namespace took its name meanwhile.
@@ -463,6 +490,7 @@ impl SocketIoBuilder {
             adapter: self.adapter,
             server_id: Arc::from(random_id()),
             me: me.clone(),
+            closing: std::sync::Mutex::new(HashMap::new()),
         });
         let bridge = Arc::new(Bridge {
             server: Arc::downgrade(&inner),

@@ -161,6 +161,140 @@ async fn a_connection_under_way_when_its_child_namespace_is_removed_joins_the_ne
     assert_eq!(text(&mut b).await, r#"42/doc-1,["hi",1]"#);
 }
 
+/// An in-memory adapter that records its `init` and `close` (which takes 200 ms), by
+/// namespace, in one shared list.
+struct Recording {
+    local: socketio::LocalAdapter,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recording {
+    fn note(&self, what: &str) {
+        let name = self.local.namespace().name().to_owned();
+        self.log.lock().expect("log").push(format!("{what} {name}"));
+    }
+}
+
+impl socketio::Adapter for Recording {
+    fn init(&self) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.note("init");
+        Box::pin(async { Ok(()) })
+    }
+    fn close(&self) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        Box::pin(async move {
+            self.note("closing");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.note("closed");
+            Ok(())
+        })
+    }
+    fn server_id(&self) -> &str {
+        self.local.server_id()
+    }
+    fn local(&self) -> &socketio::LocalAdapter {
+        &self.local
+    }
+    fn broadcast(
+        &self,
+        payload: socketio::EventPayload,
+        opts: socketio::BroadcastOptions,
+    ) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.local.broadcast(payload, opts)
+    }
+    fn broadcast_with_ack(
+        &self,
+        payload: socketio::EventPayload,
+        opts: socketio::BroadcastOptions,
+        events: tokio::sync::mpsc::UnboundedSender<socketio::AckEvent>,
+    ) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.local.broadcast_with_ack(payload, opts, events)
+    }
+    fn add_sockets(
+        &self,
+        opts: socketio::BroadcastOptions,
+        rooms: Vec<socketio::Room>,
+    ) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.local.add_sockets(opts, rooms)
+    }
+    fn del_sockets(
+        &self,
+        opts: socketio::BroadcastOptions,
+        rooms: Vec<socketio::Room>,
+    ) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.local.del_sockets(opts, rooms)
+    }
+    fn disconnect_sockets(
+        &self,
+        opts: socketio::BroadcastOptions,
+        close: bool,
+    ) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.local.disconnect_sockets(opts, close)
+    }
+    fn fetch_sockets(
+        &self,
+        opts: socketio::BroadcastOptions,
+    ) -> socketio::BoxFuture<'_, Result<Vec<socketio::SocketDetails>, socketio::AdapterError>> {
+        self.local.fetch_sockets(opts)
+    }
+    fn server_side_emit(
+        &self,
+        payload: socketio::EventPayload,
+    ) -> socketio::BoxFuture<'_, Result<(), socketio::AdapterError>> {
+        self.local.server_side_emit(payload)
+    }
+    fn server_side_emit_with_ack(
+        &self,
+        payload: socketio::EventPayload,
+    ) -> socketio::BoxFuture<'_, Result<Vec<socketio::AckResponse>, socketio::ServerAckError>> {
+        self.local.server_side_emit_with_ack(payload)
+    }
+    fn server_count(&self) -> socketio::BoxFuture<'_, Result<usize, socketio::AdapterError>> {
+        self.local.server_count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_namespace_closes_its_adapter_before_its_successor_starts_one() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = log.clone();
+    let io = build(move |b| {
+        b.cleanup_empty_child_namespaces(true)
+            .adapter(move |local| {
+                std::sync::Arc::new(Recording {
+                    local: socketio::LocalAdapter::new(local),
+                    log: shared.clone(),
+                }) as std::sync::Arc<dyn socketio::Adapter>
+            })
+    });
+    io.dynamic_namespace(|name| name.starts_with("/doc-"))
+        .on_connection(|_: Socket| async {});
+    let addr = serve(&io).await;
+    let (mut a, _) = RawClient::socketio_handshake(addr, "").await.expect("a");
+    a.send_text(b"40/doc-1,").await.expect("send");
+    assert!(text(&mut a).await.starts_with("40/doc-1,"));
+    // Leave and come straight back (a page reload): the old adapter is still closing.
+    a.send_text(b"41/doc-1,").await.expect("leave");
+    assert!(namespace_becomes(&io, "/doc-1", false).await);
+    a.send_text(b"40/doc-1,").await.expect("send");
+    assert!(text(&mut a).await.starts_with("40/doc-1,"));
+    let events: Vec<String> = log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|e| e.ends_with("/doc-1"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "init /doc-1",
+            "closing /doc-1",
+            "closed /doc-1",
+            "init /doc-1"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_namespaces_stay_by_default_as_in_node() {
     let io = build(|b| b);
