@@ -600,17 +600,21 @@ impl SocketIo {
         SocketIoBuilder::default()
     }
 
-    /// The namespace `name`, created if needed.
+    /// The namespace `name`, created if needed: as a child of the first
+    /// [`dynamic_namespace`](SocketIo::dynamic_namespace) family that accepts the name (with
+    /// its middlewares and handlers, as Node's `io.of(name)` with a matching parent), or else
+    /// on its own.
     pub fn of(&self, name: &str) -> Namespace {
         let name = if name.starts_with('/') {
             name.to_owned()
         } else {
             format!("/{name}")
         };
-        Namespace(
+        let ns = self.inner.namespace_for(&name).unwrap_or_else(|| {
             self.inner
-                .get_or_create(&name, || Arc::new(NsHandlers::default()), false),
-        )
+                .get_or_create(&name, || Arc::new(NsHandlers::default()), false)
+        });
+        Namespace(ns)
     }
 
     /// A family of namespaces created on demand for names accepted by `matches`. They share the

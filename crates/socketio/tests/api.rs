@@ -61,6 +61,43 @@ async fn dynamic_namespaces_are_created_on_demand() {
     assert!(io.get_namespace("/other").is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_of_a_dynamic_family_made_by_the_server_keeps_the_family_s_middlewares() {
+    let io = build(|b| b);
+    let docs = io.dynamic_namespace(|name| name.starts_with("/doc-"));
+    docs.use_middleware(|req: socketio::ConnectRequest| async move {
+        match req.auth_value()["token"].as_str() {
+            Some("ok") => Ok(()),
+            _ => Err(socketio::ConnectError::new("not allowed")),
+        }
+    });
+    docs.on_connection(|socket: Socket| async move {
+        let _ = socket.emit("welcome", socket.ns_name());
+    });
+    // The server emits to a document before any client asked for it (as Node's
+    // `io.of(name)`, this makes the family's child, not a namespace of its own).
+    io.of("/doc-9").emit("update", &1).expect("emit");
+    let addr = serve(&io).await;
+    let (mut client, _) = RawClient::socketio_handshake(addr, "")
+        .await
+        .expect("client");
+    client.send_text(b"40/doc-9,").await.expect("send");
+    assert_eq!(
+        text(&mut client).await,
+        r#"44/doc-9,{"message":"not allowed"}"#
+    );
+    client
+        .send_text(br#"40/doc-9,{"token":"ok"}"#)
+        .await
+        .expect("send");
+    assert!(text(&mut client).await.starts_with("40/doc-9,{\"sid\":"));
+    assert_eq!(text(&mut client).await, r#"42/doc-9,["welcome","/doc-9"]"#);
+    // Other names are namespaces of their own, as before: no family middleware there.
+    io.of("/plain").on_connection(|_: Socket| async {});
+    client.send_text(b"40/plain,").await.expect("send");
+    assert!(text(&mut client).await.starts_with("40/plain,{\"sid\":"));
+}
+
 /// Waits until `ns` exists (`true`) or not (`false`) on `io`; whether it came to be so.
 async fn namespace_becomes(io: &SocketIo, ns: &str, exists: bool) -> bool {
     for _ in 0..100 {
