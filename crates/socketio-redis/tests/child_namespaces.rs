@@ -27,18 +27,8 @@ async fn node(url: &str, cleanup: bool) -> (SocketIo, SocketAddr) {
     (io, addr)
 }
 
-/// The subscribers of `channel`, as Redis counts them.
 fn subscribers(port: u16, channel: &str) -> Option<u64> {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "PUBSUB", "NUMSUB", channel])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)?
-        .trim()
-        .parse()
-        .ok()
+    common::subscribers(port, "NUMSUB", channel)
 }
 
 /// Emits from `from` to `/doc-1` until `client` gets it; whether it did within 5 s.

@@ -41,16 +41,7 @@ async fn text(client: &mut RawClient) -> String {
 
 /// The subscribers of a sharded channel, as Redis counts them.
 fn subscribers(port: u16, channel: &str) -> Option<u64> {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "PUBSUB", "SHARDNUMSUB", channel])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)?
-        .trim()
-        .parse()
-        .ok()
+    common::subscribers(port, "SHARDNUMSUB", channel)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,6 +149,10 @@ pub enum AdapterError {
     /// A value could not be put into (or read from) a cluster message.
     #[error("cluster message: {0}")]
     Codec(String),
+    /// The operation has no meaning here (e.g. `fetch_sockets` on a dynamic namespace family,
+    /// whose namespaces differ from server to server).
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl AdapterError {

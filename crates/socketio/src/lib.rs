@@ -40,6 +40,7 @@ mod client;
 pub mod client_bundle;
 mod encode;
 mod error;
+mod family;
 mod handler;
 mod handshake;
 mod json_scan;

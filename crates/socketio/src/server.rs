@@ -154,6 +154,17 @@ impl ServerInner {
         }
     }
 
+    /// The registered namespaces made from the family of `handlers`.
+    pub(crate) fn namespaces_with(&self, handlers: &Arc<NsHandlers>) -> Vec<Arc<NsInner>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|ns| Arc::ptr_eq(&ns.handlers, handlers))
+            .cloned()
+            .collect()
+    }
+
     /// Takes `ns` out of the registry, unless another namespace took its name meanwhile.
     pub(crate) fn forget_namespace(&self, ns: &NsInner) {
         let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
@@ -617,8 +628,20 @@ impl SocketIo {
         Namespace(ns)
     }
 
-    /// A family of namespaces created on demand for names accepted by `matches`. They share the
-    /// middlewares and connection handler registered on the returned handle.
+    /// A family of namespaces created on demand for names accepted by `matches` (Node's
+    /// `io.of(regex)`). They share the middlewares and connection handler registered on the
+    /// returned handle. What is broadcast on the handle (`emit`, `to(room).emit`,
+    /// `sockets_join`, `disconnect_sockets`) goes to each of the family's namespaces on this
+    /// server, through their adapters; `fetch_sockets`, broadcasts with acks and server-side
+    /// emits answer [`AdapterError::Unsupported`](crate::AdapterError::Unsupported), as Node's
+    /// parent namespaces refuse or ignore them.
+    ///
+    /// ```
+    /// let io = socketio::SocketIo::builder().build();
+    /// let docs = io.dynamic_namespace(|name| name.starts_with("/doc-"));
+    /// docs.emit("maintenance", "in 5 minutes")?; // every /doc-* namespace
+    /// # Ok::<(), socketio::EmitError>(())
+    /// ```
     pub fn dynamic_namespace<F>(&self, matches: F) -> Namespace
     where
         F: Fn(&str) -> bool + Send + Sync + 'static,
@@ -629,12 +652,18 @@ impl SocketIo {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push((Arc::new(matches), handlers.clone()));
-        // A handle for registering handlers; it is never connected to itself, so it gets an
-        // in-memory adapter (no cluster subscription for a namespace that does not exist).
-        Namespace(
-            self.inner
-                .create_ns("<dynamic>", handlers, &local_adapter_factory(), false),
-        )
+        // A handle for registering handlers and broadcasting to the family; it is never
+        // connected to itself, so it subscribes to nothing.
+        let server = Arc::downgrade(&self.inner);
+        let family = handlers.clone();
+        let factory: AdapterFactory = Arc::new(move |local: LocalNamespace| {
+            Arc::new(crate::family::FamilyAdapter {
+                local: LocalAdapter::new(local),
+                server: server.clone(),
+                handlers: family.clone(),
+            }) as Arc<dyn Adapter>
+        });
+        Namespace(self.inner.create_ns("<dynamic>", handlers, &factory, false))
     }
 
     /// The namespace `name` if it exists.

@@ -98,6 +98,42 @@ async fn a_name_of_a_dynamic_family_made_by_the_server_keeps_the_family_s_middle
     assert!(text(&mut client).await.starts_with("40/plain,{\"sid\":"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_to_a_dynamic_family_reaches_each_of_its_namespaces() {
+    let io = build(|b| b);
+    let docs = io.dynamic_namespace(|name| name.starts_with("/doc-"));
+    docs.on_connection(|socket: Socket| async move {
+        if socket.ns_name() == "/doc-2" {
+            socket.join("editors");
+        }
+    });
+    let addr = serve(&io).await;
+    let (mut one, _) = RawClient::socketio_handshake(addr, "").await.expect("one");
+    let (mut two, _) = RawClient::socketio_handshake(addr, "").await.expect("two");
+    one.send_text(b"40/doc-1,").await.expect("send");
+    assert!(text(&mut one).await.starts_with("40/doc-1,"));
+    two.send_text(b"40/doc-2,").await.expect("send");
+    assert!(text(&mut two).await.starts_with("40/doc-2,"));
+    // Node's parentNamespace.emit: every child, each in its own name.
+    docs.emit("hello", &1).expect("emit");
+    assert_eq!(text(&mut one).await, r#"42/doc-1,["hello",1]"#);
+    assert_eq!(text(&mut two).await, r#"42/doc-2,["hello",1]"#);
+    // Rooms count within each child.
+    docs.to("editors").emit("edit", &2).expect("emit");
+    assert_eq!(text(&mut two).await, r#"42/doc-2,["edit",2]"#);
+    assert!(nothing_within(&mut one, 200).await);
+    // The main namespace is not part of the family: its sockets got nothing.
+    let (mut main, _) = RawClient::socketio_handshake(addr, "").await.expect("main");
+    docs.emit("hello", &3).expect("emit");
+    assert!(nothing_within(&mut main, 200).await);
+    // What has no meaning for a family says so instead of answering nothing.
+    assert!(matches!(
+        docs.fetch_sockets().await,
+        Err(socketio::AdapterError::Unsupported(_))
+    ));
+    assert!(docs.to("editors").emit_with_ack("ask", &()).await.is_err());
+}
+
 /// Waits until `ns` exists (`true`) or not (`false`) on `io`; whether it came to be so.
 async fn namespace_becomes(io: &SocketIo, ns: &str, exists: bool) -> bool {
     for _ in 0..100 {

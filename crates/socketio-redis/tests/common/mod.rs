@@ -52,3 +52,19 @@ pub(crate) async fn emit_until_received(
     }
     false
 }
+
+/// The subscribers of `channel` as Redis on `port` counts them, by `count` (`NUMSUB` for
+/// channels, `SHARDNUMSUB` for sharded ones); `None` when `redis-cli` cannot tell.
+#[allow(dead_code)] // not every test file counts
+pub(crate) fn subscribers(port: u16, count: &str, channel: &str) -> Option<u64> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "PUBSUB", count, channel])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
