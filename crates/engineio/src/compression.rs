@@ -1,6 +1,14 @@
 //! HTTP compression of long-polling responses and served files, as the reference server does
 //! (`httpCompression`, a 1 KB threshold, gzip or deflate by the request's `Accept-Encoding`).
-//! Pure: negotiation and compression, no I/O.
+//! Pure: negotiation and compression, no I/O. Public for the server binary's own pages.
+//!
+//! ```
+//! use engineio::compression::{compress, negotiate, Encoding};
+//! let coding = negotiate(Some("gzip;q=0.5, deflate"), &[Encoding::Gzip, Encoding::Deflate]);
+//! assert_eq!(coding, Some(Encoding::Deflate));
+//! let body = compress(Encoding::Deflate, &[b'a'; 4096]).expect("compressed");
+//! assert!(body.len() < 100);
+//! ```
 
 use std::io::Write as _;
 
@@ -10,7 +18,7 @@ use flate2::Compression;
 
 /// A content coding the server can apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Encoding {
+pub enum Encoding {
     /// `gzip` (RFC 1952).
     Gzip,
     /// `deflate`: the zlib format (RFC 1950), which is what HTTP means by it.
@@ -19,7 +27,7 @@ pub(crate) enum Encoding {
 
 impl Encoding {
     /// The token of `Content-Encoding`.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Encoding::Gzip => "gzip",
             Encoding::Deflate => "deflate",
@@ -31,7 +39,7 @@ impl Encoding {
 /// `offered` (in the server's order of preference): the one with the highest quality above 0,
 /// the earlier offered one on a tie; `*` stands for every coding the header does not name. No
 /// header, or none acceptable: `None` (send the body as it is).
-pub(crate) fn negotiate(accept_encoding: Option<&str>, offered: &[Encoding]) -> Option<Encoding> {
+pub fn negotiate(accept_encoding: Option<&str>, offered: &[Encoding]) -> Option<Encoding> {
     let header = accept_encoding?;
     let mut wildcard = None;
     let mut named: Vec<(&str, f32)> = Vec::new();
@@ -75,7 +83,7 @@ pub(crate) fn negotiate(accept_encoding: Option<&str>, offered: &[Encoding]) -> 
 
 /// `data` compressed with `encoding` at the default level (zlib's 6, as Node's). `None` only if
 /// the encoder fails, which writing into memory does not; the caller then sends `data` as it is.
-pub(crate) fn compress(encoding: Encoding, data: &[u8]) -> Option<Bytes> {
+pub fn compress(encoding: Encoding, data: &[u8]) -> Option<Bytes> {
     let out = Vec::with_capacity(data.len() / 2);
     let compressed = match encoding {
         Encoding::Gzip => {

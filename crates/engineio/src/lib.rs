@@ -29,7 +29,7 @@
 //! ```
 
 mod coalesce;
-mod compression;
+pub mod compression;
 mod config;
 mod engine;
 mod handshake;

@@ -326,7 +326,11 @@ async fn run(config: Config) -> Result<(), Failure> {
         );
     }
     if config.demo_page {
-        app = app.merge(web::routes(&config.path, auth.is_dev()));
+        app = app.merge(web::routes(
+            &config.path,
+            auth.is_dev(),
+            config.http_compression,
+        ));
     }
     let dashboard = admin.is_some() && !config.admin.ui_path.is_empty();
     if dashboard {

@@ -3,10 +3,14 @@
 //! (feature `client-bundle`: installed from npm at build time and embedded), so the binary
 //! serves the page without any file around it.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use engineio::compression::{self, Encoding};
 
 const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
@@ -35,6 +39,55 @@ pub(crate) fn index_html(socketio_path: &str, dev_tokens: bool) -> String {
         .replace("{{DEV_TOKENS}}", if dev_tokens { "true" } else { "false" })
 }
 
+/// A body served as it is, or gzipped (once, on first demand) for a browser that accepts it
+/// when it is at least the compression threshold, as the engine serves its files.
+struct Compressible {
+    body: Bytes,
+    gzipped: OnceLock<Option<Bytes>>,
+    threshold: Option<usize>,
+}
+
+impl Compressible {
+    fn new(body: impl Into<Bytes>, threshold: Option<usize>) -> Arc<Compressible> {
+        Arc::new(Compressible {
+            body: body.into(),
+            gzipped: OnceLock::new(),
+            threshold,
+        })
+    }
+
+    /// The asset for a request with `headers`.
+    fn response(&self, headers: &HeaderMap, content_type: &'static str) -> Response {
+        let accepts_gzip = self.threshold.is_some_and(|min| self.body.len() >= min)
+            && compression::negotiate(
+                headers
+                    .get(header::ACCEPT_ENCODING)
+                    .and_then(|v| v.to_str().ok()),
+                &[Encoding::Gzip],
+            )
+            .is_some();
+        let gzipped = accepts_gzip
+            .then(|| {
+                self.gzipped
+                    .get_or_init(|| compression::compress(Encoding::Gzip, &self.body))
+                    .clone()
+            })
+            .flatten();
+        let mut response = asset(
+            content_type,
+            gzipped.clone().unwrap_or_else(|| self.body.clone()),
+        );
+        let headers = response.headers_mut();
+        if gzipped.is_some() {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if self.threshold.is_some() {
+            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
+        response
+    }
+}
+
 fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     let mut response = Response::new(body.into());
     let headers = response.headers_mut();
@@ -47,17 +100,22 @@ fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Respo
     response
 }
 
-/// Routes `/`, `/app.js`, `/style.css` and `/vendor/socket.io.min.js`.
+/// Routes `/`, `/app.js`, `/style.css` and `/vendor/socket.io.min.js`; those of at least
+/// `compression` bytes are gzipped for browsers that accept it.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     socketio_path: &str,
     dev_tokens: bool,
+    compression: Option<usize>,
 ) -> Router<S> {
-    let page = index_html(socketio_path, dev_tokens);
+    let page = Compressible::new(index_html(socketio_path, dev_tokens), compression);
+    let app = Compressible::new(APP_JS, compression);
+    let style = Compressible::new(STYLE, compression);
+    let client_js = Compressible::new(client(), compression);
     Router::new()
         .route(
             "/",
-            get(move || {
-                let mut response = asset("text/html; charset=utf-8", page.clone());
+            get(move |headers: HeaderMap| {
+                let mut response = page.response(&headers, "text/html; charset=utf-8");
                 response.headers_mut().insert(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(CSP),
@@ -67,16 +125,20 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         )
         .route(
             "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+            get(move |headers: HeaderMap| async move {
+                app.response(&headers, "text/javascript; charset=utf-8")
+            }),
         )
         .route(
             "/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+            get(move |headers: HeaderMap| async move {
+                style.response(&headers, "text/css; charset=utf-8")
+            }),
         )
         .route(
             "/vendor/socket.io.min.js",
-            get(|| async {
-                if client().is_empty() {
+            get(move |headers: HeaderMap| async move {
+                if client_js.body.is_empty() {
                     return (
                         StatusCode::NOT_FOUND,
                         "this build has no Socket.IO client: rebuild with npm available \
@@ -84,7 +146,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
                     )
                         .into_response();
                 }
-                asset("text/javascript; charset=utf-8", client())
+                client_js.response(&headers, "text/javascript; charset=utf-8")
             }),
         )
 }

@@ -162,7 +162,7 @@ describe("demo page", () => {
     assert.ok(onTop, "nothing is drawn over the badge");
   });
 
-  it("gets large long-polling responses and the served client compressed, as from Node", async () => {
+  it("gets large long-polling responses and the served scripts compressed, as from Node", async () => {
     // A second socket on alice's page, long-polling only: chromium sends Accept-Encoding, so a
     // room message of over 1 KB comes gzip-encoded; the browser decodes it for the client.
     const result = await pages.alice.evaluate(async () => {
@@ -189,7 +189,10 @@ describe("demo page", () => {
       const compressed = (e) => e.encodedBodySize > 0 && e.encodedBodySize < e.decodedBodySize;
       const polls = entries.filter((e) => e.name.includes("transport=polling"));
       const script = entries.filter((e) => e.name.endsWith(url)).pop();
+      // The page's own copy of the client, loaded with the page.
+      const vendor = entries.filter((e) => e.name.endsWith("/vendor/socket.io.min.js")).pop();
       return {
+        vendor: vendor && [vendor.encodedBodySize, vendor.decodedBodySize],
         ok: ack.ok,
         same,
         polls: polls.length,
@@ -201,6 +204,7 @@ describe("demo page", () => {
     assert.ok(result.same, "the message arrived whole");
     assert.ok(result.compressedPolls >= 1, `no compressed poll: ${JSON.stringify(result)}`);
     assert.ok(result.script && result.script[0] * 2 < result.script[1], `client not compressed: ${JSON.stringify(result)}`);
+    assert.ok(result.vendor && result.vendor[0] * 2 < result.vendor[1], `page's client not compressed: ${JSON.stringify(result)}`);
   });
 
   it("ran without page errors", () => {
