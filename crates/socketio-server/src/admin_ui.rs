@@ -7,10 +7,12 @@
 //! advanced options. The server URL is left for the operator to type (a
 //! filled-in URL makes the dashboard try to connect, and fail, before anyone has logged in).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+
+use crate::compressed::Compressible;
 
 /// (path under `ui/dist`, contents), source maps left out; empty when npm was missing at build.
 const FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/admin_ui_files.rs"));
@@ -82,7 +84,7 @@ fn offline_links(page: &str) -> String {
     out
 }
 
-fn file_response(name: &str, body: Vec<u8>) -> Response {
+fn file_response(name: &str, body: axum::body::Bytes) -> Response {
     let mut response = Response::new(axum::body::Body::from(body));
     let headers = response.headers_mut();
     headers.insert(
@@ -109,25 +111,32 @@ pub(crate) fn bundled() -> bool {
 }
 
 /// Routes `ui_path` (the page), `ui_path` without its slash (a redirect: the page's asset URLs
-/// are relative) and every file under it.
+/// are relative) and every file under it; files of at least `compression` bytes are gzipped
+/// for browsers that accept it.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     ui_path: &str,
     socketio_path: &str,
     namespace: &str,
+    compression: Option<usize>,
 ) -> Router<S> {
     let index = FILES
         .iter()
         .find(|(name, _)| *name == "index.html")
-        .map(|(_, body)| index_html(&String::from_utf8_lossy(body), socketio_path, namespace));
+        .map(|(_, body)| {
+            Compressible::new(
+                index_html(&String::from_utf8_lossy(body), socketio_path, namespace),
+                compression,
+            )
+        });
     let bare = ui_path.trim_end_matches('/').to_owned();
     let target = ui_path.to_owned();
     let mut router = Router::new().route(
         ui_path,
-        get(move || {
+        get(move |headers: HeaderMap| {
             let index = index.clone();
             async move {
                 match index {
-                    Some(page) => file_response("index.html", page.into_bytes()),
+                    Some(page) => page.respond(&headers, |body| file_response("index.html", body)),
                     None => (StatusCode::SERVICE_UNAVAILABLE, MISSING).into_response(),
                 }
             }
@@ -144,9 +153,12 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     }
     for (name, body) in FILES.iter().filter(|(name, _)| *name != "index.html") {
         let name = *name;
+        let file = Compressible::new(*body, compression);
         router = router.route(
             &format!("{ui_path}{name}"),
-            get(move || async move { file_response(name, body.to_vec()) }),
+            get(move |headers: HeaderMap| async move {
+                file.respond(&headers, |body| file_response(name, body))
+            }),
         );
     }
     router
@@ -187,12 +199,12 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert_eq!(content_type("img/logo.svg"), "image/svg+xml");
-        let r = file_response("js/app.1.js", Vec::new());
+        let r = file_response("js/app.1.js", Default::default());
         assert!(r.headers()[header::CACHE_CONTROL]
             .to_str()
             .unwrap_or("")
             .contains("immutable"));
-        let r = file_response("favicon.png", Vec::new());
+        let r = file_response("favicon.png", Default::default());
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
     }
 }

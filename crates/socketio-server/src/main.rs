@@ -8,6 +8,7 @@
 mod admin_ui;
 mod auth;
 mod chat;
+mod compressed;
 mod config;
 mod metrics;
 mod tls;
@@ -341,6 +342,7 @@ async fn run(config: Config) -> Result<(), Failure> {
             &config.admin.ui_path,
             &config.path,
             &config.admin.namespace,
+            config.http_compression,
         ));
     }
     let app = app

@@ -3,14 +3,12 @@
 //! (feature `client-bundle`: installed from npm at build time and embedded), so the binary
 //! serves the page without any file around it.
 
-use std::sync::{Arc, OnceLock};
-
-use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use engineio::compression::{self, Encoding};
+
+use crate::compressed::Compressible;
 
 const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
@@ -37,55 +35,6 @@ pub(crate) fn index_html(socketio_path: &str, dev_tokens: bool) -> String {
     INDEX
         .replace("{{SOCKETIO_PATH}}", &escape_attr(socketio_path))
         .replace("{{DEV_TOKENS}}", if dev_tokens { "true" } else { "false" })
-}
-
-/// A body served as it is, or gzipped (once, on first demand) for a browser that accepts it
-/// when it is at least the compression threshold, as the engine serves its files.
-struct Compressible {
-    body: Bytes,
-    gzipped: OnceLock<Option<Bytes>>,
-    threshold: Option<usize>,
-}
-
-impl Compressible {
-    fn new(body: impl Into<Bytes>, threshold: Option<usize>) -> Arc<Compressible> {
-        Arc::new(Compressible {
-            body: body.into(),
-            gzipped: OnceLock::new(),
-            threshold,
-        })
-    }
-
-    /// The asset for a request with `headers`.
-    fn response(&self, headers: &HeaderMap, content_type: &'static str) -> Response {
-        let accepts_gzip = self.threshold.is_some_and(|min| self.body.len() >= min)
-            && compression::negotiate(
-                headers
-                    .get(header::ACCEPT_ENCODING)
-                    .and_then(|v| v.to_str().ok()),
-                &[Encoding::Gzip],
-            )
-            .is_some();
-        let gzipped = accepts_gzip
-            .then(|| {
-                self.gzipped
-                    .get_or_init(|| compression::compress(Encoding::Gzip, &self.body))
-                    .clone()
-            })
-            .flatten();
-        let mut response = asset(
-            content_type,
-            gzipped.clone().unwrap_or_else(|| self.body.clone()),
-        );
-        let headers = response.headers_mut();
-        if gzipped.is_some() {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        if self.threshold.is_some() {
-            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        }
-        response
-    }
 }
 
 fn asset(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
@@ -115,7 +64,8 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         .route(
             "/",
             get(move |headers: HeaderMap| {
-                let mut response = page.response(&headers, "text/html; charset=utf-8");
+                let mut response =
+                    page.respond(&headers, |body| asset("text/html; charset=utf-8", body));
                 response.headers_mut().insert(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(CSP),
@@ -126,19 +76,21 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         .route(
             "/app.js",
             get(move |headers: HeaderMap| async move {
-                app.response(&headers, "text/javascript; charset=utf-8")
+                app.respond(&headers, |body| {
+                    asset("text/javascript; charset=utf-8", body)
+                })
             }),
         )
         .route(
             "/style.css",
             get(move |headers: HeaderMap| async move {
-                style.response(&headers, "text/css; charset=utf-8")
+                style.respond(&headers, |body| asset("text/css; charset=utf-8", body))
             }),
         )
         .route(
             "/vendor/socket.io.min.js",
             get(move |headers: HeaderMap| async move {
-                if client_js.body.is_empty() {
+                if client_js.is_empty() {
                     return (
                         StatusCode::NOT_FOUND,
                         "this build has no Socket.IO client: rebuild with npm available \
@@ -146,7 +98,9 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
                     )
                         .into_response();
                 }
-                client_js.response(&headers, "text/javascript; charset=utf-8")
+                client_js.respond(&headers, |body| {
+                    asset("text/javascript; charset=utf-8", body)
+                })
             }),
         )
 }
