@@ -11,6 +11,7 @@
 //! ```
 
 use std::io::Write as _;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use flate2::write::{GzEncoder, ZlibEncoder};
@@ -100,6 +101,81 @@ pub fn compress(encoding: Encoding, data: &[u8]) -> Option<Bytes> {
     Some(Bytes::from(compressed))
 }
 
+/// A file served as it is, or gzipped for a request that accepts gzip when the file is at least
+/// the compression threshold; the gzipped copy is made once, at the first such request. The
+/// engine serves its [`files`](crate::EngineConfig::files) so, and the server binary its pages.
+///
+/// ```
+/// use engineio::compression::{Encoding, Precompressed};
+/// let file = Precompressed::new(vec![b'x'; 4096], Some(1024));
+/// let (body, coding) = file.select(Some("gzip, deflate, br"));
+/// assert_eq!(coding, Some(Encoding::Gzip));
+/// assert!(body.len() < 100);
+/// let mut headers = http::HeaderMap::new();
+/// file.mark(coding, &mut headers);
+/// assert_eq!(headers["content-encoding"], "gzip");
+/// assert_eq!(headers["vary"], "Accept-Encoding");
+/// ```
+#[derive(Debug)]
+pub struct Precompressed {
+    body: Bytes,
+    gzipped: OnceLock<Option<Bytes>>,
+    /// The compression threshold; `None`: never compressed.
+    threshold: Option<usize>,
+}
+
+impl Precompressed {
+    /// `body`, to be gzipped from `threshold` bytes up (`None`: never).
+    pub fn new(body: impl Into<Bytes>, threshold: Option<usize>) -> Precompressed {
+        Precompressed {
+            body: body.into(),
+            gzipped: OnceLock::new(),
+            threshold,
+        }
+    }
+
+    /// The file as it is.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// What to send to a request whose `Accept-Encoding` is `accept`: the body, and the coding
+    /// it is in (`None`: as it is).
+    pub fn select(&self, accept: Option<&str>) -> (Bytes, Option<Encoding>) {
+        let wanted = self.threshold.is_some_and(|min| self.body.len() >= min)
+            && negotiate(accept, &[Encoding::Gzip]).is_some();
+        let gzipped = wanted
+            .then(|| {
+                self.gzipped
+                    .get_or_init(|| compress(Encoding::Gzip, &self.body))
+                    .clone()
+            })
+            .flatten();
+        match gzipped {
+            Some(gzipped) => (gzipped, Some(Encoding::Gzip)),
+            None => (self.body.clone(), None),
+        }
+    }
+
+    /// Marks the `headers` of a response with this file (or a 304 for it): `Content-Encoding`
+    /// for `coding`, and `Vary: Accept-Encoding` whenever compression is on, so that a shared
+    /// cache never hands the gzipped copy to a client that did not ask for it.
+    pub fn mark(&self, coding: Option<Encoding>, headers: &mut http::HeaderMap) {
+        if let Some(coding) = coding {
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                http::HeaderValue::from_static(coding.as_str()),
+            );
+        }
+        if self.threshold.is_some() {
+            headers.insert(
+                http::header::VARY,
+                http::HeaderValue::from_static("Accept-Encoding"),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +200,35 @@ mod tests {
         assert_eq!(negotiate(Some("br, *;q=0"), BOTH), None);
         assert_eq!(negotiate(Some(" , ;q=1, deflate "), BOTH), Some(Deflate));
         assert_eq!(negotiate(Some("deflate"), &[Gzip]), None);
+    }
+
+    /// The coding chosen for `file` and a request with `accept`, and the headers marked.
+    fn served(file: &Precompressed, accept: Option<&str>) -> (Option<Encoding>, http::HeaderMap) {
+        let (_, coding) = file.select(accept);
+        let mut headers = http::HeaderMap::new();
+        file.mark(coding, &mut headers);
+        (coding, headers)
+    }
+
+    #[test]
+    fn large_files_are_gzipped_when_accepted_and_small_ones_never() {
+        let big = Precompressed::new(vec![b'x'; 4096], Some(1024));
+        let (coding, headers) = served(&big, Some("gzip, deflate, br"));
+        assert_eq!(coding, Some(Encoding::Gzip));
+        assert_eq!(headers["content-encoding"], "gzip");
+        assert_eq!(served(&big, Some("deflate")).0, None);
+        let (coding, headers) = served(&big, None);
+        assert_eq!(coding, None);
+        assert!(headers.get("content-encoding").is_none());
+        assert_eq!(headers["vary"], "Accept-Encoding");
+        let (body, _) = big.select(None);
+        assert_eq!(body.len(), 4096);
+        let small = Precompressed::new(vec![b'x'; 100], Some(1024));
+        assert_eq!(served(&small, Some("gzip")).0, None);
+        let off = Precompressed::new(vec![b'x'; 4096], None);
+        let (coding, headers) = served(&off, Some("gzip"));
+        assert_eq!(coding, None);
+        assert!(headers.get("vary").is_none());
     }
 
     #[test]

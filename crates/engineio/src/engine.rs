@@ -164,8 +164,8 @@ pub(crate) struct EngineInner {
     per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     /// The handshake token bucket: (tokens, when last refilled).
     handshakes: std::sync::Mutex<(f64, std::time::Instant)>,
-    /// Each of `config.files` gzipped, made at its first request that accepts gzip.
-    gzipped_files: Box<[std::sync::OnceLock<Option<Bytes>>]>,
+    /// Each of `config.files`, as it is and gzipped.
+    files: Box<[compression::Precompressed]>,
 }
 
 /// An Engine.IO server. Cloning is cheap and shares the same sessions.
@@ -195,7 +195,13 @@ impl Engine {
                     f64::from(config.limits.handshakes_per_second.unwrap_or(0)),
                     std::time::Instant::now(),
                 )),
-                gzipped_files: config.files.iter().map(|_| Default::default()).collect(),
+                files: config
+                    .files
+                    .iter()
+                    .map(|f| {
+                        compression::Precompressed::new(f.body.clone(), config.http_compression)
+                    })
+                    .collect(),
                 config,
             }),
         }
@@ -340,7 +346,7 @@ impl Engine {
                     accept_ws(req, target)
                 }
                 (TransportKind::Polling, &Method::GET) => {
-                    let encoding = inner.response_encoding(&req, POLLING_ENCODINGS);
+                    let encoding = inner.polling_encoding(&req);
                     inner.poll(&session, encoding).await
                 }
                 (TransportKind::Polling, &Method::POST) => inner.push(&session, req).await,
@@ -359,7 +365,7 @@ impl Engine {
         if let Some(reason) = inner.over_limit(req_line.remote_addr) {
             return inner.refuse(&req_line, HttpError::Forbidden, Some(reason));
         }
-        let encoding = inner.response_encoding(&req, POLLING_ENCODINGS);
+        let encoding = inner.polling_encoding(&req);
         let (parts, body) = req.into_parts();
         let info = RequestInfo::from_parts(&parts);
         if let Some(allow) = &inner.config.allow_request {
@@ -566,7 +572,7 @@ impl EngineInner {
     fn static_file<B>(&self, req: &Request<B>) -> Option<Response<ResponseBody>> {
         let name = req.uri().path().strip_prefix(self.config.path.as_str())?;
         let index = self.config.files.iter().position(|f| f.name == name)?;
-        let file = &self.config.files[index];
+        let (file, compressed) = (&self.config.files[index], self.files.get(index)?);
         let weak = format!("W/{}", file.etag);
         let fresh = req
             .headers()
@@ -576,39 +582,25 @@ impl EngineInner {
         let mut res = if fresh {
             let mut res = Response::new(Full::new(Bytes::new()));
             *res.status_mut() = StatusCode::NOT_MODIFIED;
+            compressed.mark(None, res.headers_mut());
             res
         } else {
-            // Node's `serveClient` compresses too; the gzipped copy is made once.
-            let gzipped = self
-                .response_encoding(req, &[Encoding::Gzip])
-                .and_then(|_| {
-                    self.gzipped_files
-                        .get(index)?
-                        .get_or_init(|| {
-                            let (body, encoding) =
-                                self.maybe_compressed(file.body.clone(), Some(Encoding::Gzip));
-                            encoding.map(|_| body)
-                        })
-                        .clone()
-                });
-            let mut res = Response::new(Full::new(
-                gzipped.clone().unwrap_or_else(|| file.body.clone()),
-            ));
+            // Node's `serveClient` compresses too.
+            let accept = req
+                .headers()
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok());
+            let (body, coding) = compressed.select(accept);
+            let mut res = Response::new(Full::new(body));
             let headers = res.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(file.content_type),
             );
-            if gzipped.is_some() {
-                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
+            compressed.mark(coding, headers);
             res
         };
         let headers = res.headers_mut();
-        if self.config.http_compression.is_some() {
-            // A shared cache must not hand the gzipped copy to a client that did not ask.
-            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        }
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=0"),
@@ -722,12 +714,12 @@ impl EngineInner {
         self.handler.on_close(&session, reason);
     }
 
-    /// The coding for a response to `req` among `offered`, when compression is on and the
+    /// The coding for a long-polling response to `req`, when compression is on and the
     /// request accepts one.
-    fn response_encoding<B>(&self, req: &Request<B>, offered: &[Encoding]) -> Option<Encoding> {
+    fn polling_encoding<B>(&self, req: &Request<B>) -> Option<Encoding> {
         self.config.http_compression?;
         let accept = req.headers().get(header::ACCEPT_ENCODING)?.to_str().ok();
-        compression::negotiate(accept, offered)
+        compression::negotiate(accept, POLLING_ENCODINGS)
     }
 
     /// The coding a body of `len` bytes is sent in: `encoding` from the compression threshold
@@ -737,24 +729,9 @@ impl EngineInner {
     }
 
     /// A body in `encoding` when it is at least the compression threshold, else as it is.
-    fn maybe_compressed(
-        &self,
-        body: Bytes,
-        encoding: Option<Encoding>,
-    ) -> (Bytes, Option<Encoding>) {
-        let compressed = self
-            .coding_for(body.len(), encoding)
-            .and_then(|coding| Some((compression::compress(coding, &body)?, coding)));
-        match compressed {
-            Some((compressed, coding)) => (compressed, Some(coding)),
-            None => (body, None),
-        }
-    }
-
-    /// As [`EngineInner::maybe_compressed`], on a blocking thread for a body so large that
-    /// compressing it would hold this runtime thread for milliseconds (Node's zlib works off
-    /// the event loop too).
-    async fn compressed_off_thread(
+    /// One so large that compressing it would hold this runtime thread for milliseconds is
+    /// compressed on a blocking thread (Node's zlib works off the event loop too).
+    async fn compressed(
         &self,
         body: Bytes,
         encoding: Option<Encoding>,
@@ -764,13 +741,18 @@ impl EngineInner {
         let Some(coding) = self.coding_for(body.len(), encoding) else {
             return (body, None);
         };
-        if body.len() <= OFF_THREAD {
-            return self.maybe_compressed(body, Some(coding));
-        }
-        let input = body.clone();
-        match tokio::task::spawn_blocking(move || compression::compress(coding, &input)).await {
-            Ok(Some(compressed)) => (compressed, Some(coding)),
-            _ => (body, None),
+        let compressed = if body.len() <= OFF_THREAD {
+            compression::compress(coding, &body)
+        } else {
+            let input = body.clone();
+            tokio::task::spawn_blocking(move || compression::compress(coding, &input))
+                .await
+                .ok()
+                .flatten()
+        };
+        match compressed {
+            Some(compressed) => (compressed, Some(coding)),
+            None => (body, None),
         }
     }
 
@@ -824,7 +806,7 @@ impl EngineInner {
             };
             if let Some(body) = body {
                 guard.finished = true;
-                let (body, encoding) = self.compressed_off_thread(body, encoding).await;
+                let (body, encoding) = self.compressed(body, encoding).await;
                 let mut res = text_response(StatusCode::OK, body, "text/plain; charset=UTF-8");
                 if let Some(encoding) = encoding {
                     res.headers_mut().insert(

@@ -1,33 +1,25 @@
 //! The binary's own files (the chat page, the Admin UI dashboard), gzipped for browsers that
-//! accept it, as the engine serves its files and as Node's `serveClient` does.
+//! accept it, the way the engine serves its files (`engineio::compression::Precompressed`) and
+//! as Node's `serveClient` does.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use engineio::compression::{self, Encoding};
+use engineio::compression::Precompressed;
 
-/// A body served as it is, or gzipped (once, on first demand) for a request that accepts gzip
-/// when it is at least the compression threshold.
-pub(crate) struct Compressible {
-    body: Bytes,
-    gzipped: OnceLock<Option<Bytes>>,
-    /// `engine.http_compression_threshold`; `None`: never compressed.
-    threshold: Option<usize>,
-}
+/// A compiled-in file, served as it is or gzipped by the request's `Accept-Encoding`.
+pub(crate) struct Compressible(Precompressed);
 
 impl Compressible {
+    /// `body`, gzipped from `threshold` bytes up (`engine.http_compression_threshold`).
     pub(crate) fn new(body: impl Into<Bytes>, threshold: Option<usize>) -> Arc<Compressible> {
-        Arc::new(Compressible {
-            body: body.into(),
-            gzipped: OnceLock::new(),
-            threshold,
-        })
+        Arc::new(Compressible(Precompressed::new(body, threshold)))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.body.is_empty()
+        self.0.body().is_empty()
     }
 
     /// The response `build` makes of the body for a request with `request` headers, marked
@@ -37,31 +29,12 @@ impl Compressible {
         request: &HeaderMap,
         build: impl FnOnce(Bytes) -> Response,
     ) -> Response {
-        let wanted = self.threshold.is_some_and(|min| self.body.len() >= min)
-            && compression::negotiate(
-                request
-                    .get(header::ACCEPT_ENCODING)
-                    .and_then(|v| v.to_str().ok()),
-                &[Encoding::Gzip],
-            )
-            .is_some();
-        let gzipped = wanted
-            .then(|| {
-                self.gzipped
-                    .get_or_init(|| compression::compress(Encoding::Gzip, &self.body))
-                    .clone()
-            })
-            .flatten();
-        let encoded = gzipped.is_some();
-        let mut response = build(gzipped.unwrap_or_else(|| self.body.clone()));
-        let headers = response.headers_mut();
-        if encoded {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        if self.threshold.is_some() {
-            // A shared cache must not hand the gzipped copy to a client that did not ask.
-            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        }
+        let accept = request
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok());
+        let (body, coding) = self.0.select(accept);
+        let mut response = build(body);
+        self.0.mark(coding, response.headers_mut());
         response
     }
 }
@@ -69,44 +42,26 @@ impl Compressible {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn respond(file: &Compressible, accept: Option<&str>) -> Response {
-        let mut headers = HeaderMap::new();
-        if let Some(accept) = accept {
-            headers.insert(
-                header::ACCEPT_ENCODING,
-                HeaderValue::from_str(accept).expect("header"),
-            );
-        }
-        file.respond(&headers, |body| Response::new(body.into()))
-    }
-
-    fn encoding(response: &Response) -> Option<&str> {
-        response
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-    }
+    use axum::http::HeaderValue;
 
     #[test]
-    fn large_files_are_gzipped_when_accepted_and_small_ones_never() {
-        let big = Compressible::new(vec![b'x'; 4096], Some(1024));
-        assert_eq!(
-            encoding(&respond(&big, Some("gzip, deflate, br"))),
-            Some("gzip")
-        );
-        assert_eq!(encoding(&respond(&big, Some("deflate"))), None);
-        assert_eq!(encoding(&respond(&big, None)), None);
-        let vary = respond(&big, None);
-        assert_eq!(
-            vary.headers().get(header::VARY).map(|v| v.as_bytes()),
-            Some(&b"Accept-Encoding"[..])
-        );
-        let small = Compressible::new(vec![b'x'; 100], Some(1024));
-        assert_eq!(encoding(&respond(&small, Some("gzip"))), None);
-        let off = Compressible::new(vec![b'x'; 4096], None);
-        let response = respond(&off, Some("gzip"));
-        assert_eq!(encoding(&response), None);
-        assert!(response.headers().get(header::VARY).is_none());
+    fn the_response_carries_the_chosen_body_and_its_marks() {
+        let file = Compressible::new(vec![b'x'; 4096], Some(1024));
+        let mut request = HeaderMap::new();
+        request.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let mut sent = 0;
+        let response = file.respond(&request, |body| {
+            sent = body.len();
+            Response::new(body.into())
+        });
+        assert!(sent < 100, "{sent} bytes");
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(response.headers()[header::VARY], "Accept-Encoding");
+        let plain = file.respond(&HeaderMap::new(), |body| {
+            sent = body.len();
+            Response::new(body.into())
+        });
+        assert_eq!(sent, 4096);
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
     }
 }
