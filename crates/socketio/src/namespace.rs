@@ -182,21 +182,20 @@ impl NsInner {
         self.registry.is_some()
     }
 
-    /// A connection to this namespace was refused: removes it if it is an empty child.
+    /// Removes this namespace from its server if it is a child that is cleaned up and has no
+    /// socket left (after a socket left, or a connection to it was refused). It is marked
+    /// closed under the `sockets` lock, so that no socket joins it after.
     pub(crate) fn remove_if_empty(&self) {
+        if self.registry.is_none() {
+            return;
+        }
         let emptied = {
             let sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
-            self.close_if_empty(&sockets)
+            sockets.is_empty() && !self.closed.swap(true, Ordering::AcqRel)
         };
         if emptied {
             self.retire();
         }
-    }
-
-    /// Marks a child namespace with no socket closed (under the `sockets` lock, so that no
-    /// socket joins it after); true the once it does.
-    fn close_if_empty(&self, sockets: &engineio::SidMap<Member>) -> bool {
-        self.registry.is_some() && sockets.is_empty() && !self.closed.swap(true, Ordering::AcqRel)
     }
 
     /// Takes a closed namespace out of its server and closes its adapter. A namespace of the
@@ -232,14 +231,11 @@ impl NsInner {
     }
 
     pub(crate) fn remove_socket(&self, sid: Sid) {
-        let emptied = {
-            let mut sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
-            sockets.remove(&sid);
-            self.close_if_empty(&sockets)
-        };
-        if emptied {
-            self.retire();
-        }
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sid);
+        self.remove_if_empty();
     }
 
     pub(crate) fn sockets_by_id(&self, sids: &[Sid]) -> Vec<Socket> {

@@ -114,6 +114,7 @@ impl ServerInner {
         factory: &AdapterFactory,
         child: bool,
     ) -> Arc<NsInner> {
+        let cleans_up = child && self.config.cleanup_empty_child_namespaces;
         NsInner::new(
             name.to_owned(),
             handlers,
@@ -123,9 +124,9 @@ impl ServerInner {
                 limits: self.config.limits,
                 adapter: factory,
                 observer: self.config.observer.as_ref().map(|o| o.0.clone()),
-                registry: (child && self.config.cleanup_empty_child_namespaces)
-                    .then(|| self.me.clone()),
-                after: child
+                registry: cleans_up.then(|| self.me.clone()),
+                // Only namespaces that are cleaned up close while their name lives on.
+                after: cleans_up
                     .then(|| {
                         self.closing
                             .lock()
