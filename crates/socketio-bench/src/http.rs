@@ -7,6 +7,19 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The value of header `name` (lower case) in a lower-cased response head.
+///
+/// ```
+/// let head = "http/1.1 200 ok\r\ncontent-length: 12\r\nvary: accept-encoding";
+/// assert_eq!(socketio_bench::http::header(head, "content-length"), Some("12"));
+/// assert_eq!(socketio_bench::http::header(head, "etag"), None);
+/// ```
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
 /// One keep-alive connection.
 pub struct HttpConn {
     stream: TcpStream,
@@ -51,10 +64,8 @@ impl HttpConn {
         };
         let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
         let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let length = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
+        let length = header(&head, "content-length")
+            .and_then(|v| v.parse::<usize>().ok())
             .ok_or_else(|| io::Error::other("response without content-length"))?;
         self.buf.advance(head_end);
         while self.buf.len() < length {

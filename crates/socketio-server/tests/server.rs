@@ -228,13 +228,6 @@ fn bad_settings_fail_with_one_line() {
 }
 
 /// Status, header block (lower-cased) and body length of one GET with extra header lines.
-/// The value of header `name` in a lower-cased head.
-fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
-}
-
 fn fetch_with(addr: SocketAddr, path: &str, headers: &str) -> Option<(u16, String, usize)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n");
@@ -304,12 +297,12 @@ fn serves_the_browser_client_like_node_serve_client() {
     let (_, plain_head, plain) =
         fetch_with(addr, "/socket.io/socket.io.min.js", "").expect("answer");
     assert_eq!(
-        header_of(&plain_head, "content-encoding"),
+        socketio_bench::http::header(&plain_head, "content-encoding"),
         None,
         "{plain_head}"
     );
     assert_eq!(
-        header_of(&plain_head, "vary"),
+        socketio_bench::http::header(&plain_head, "vary"),
         Some("accept-encoding"),
         "{plain_head}"
     );
@@ -320,7 +313,11 @@ fn serves_the_browser_client_like_node_serve_client() {
     )
     .expect("answer");
     assert_eq!(status, 200);
-    assert_eq!(header_of(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert_eq!(
+        socketio_bench::http::header(&head, "content-encoding"),
+        Some("gzip"),
+        "{head}"
+    );
     assert!(head.contains(&format!("etag: \"{version}\"")), "{head}");
     assert!(
         gzipped * 2 < plain,

@@ -10,6 +10,7 @@ use socketio::{Socket, SocketIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{serve, sid_of_open};
+use socketio_bench::http::header;
 
 /// One HTTP/1.1 request on a new connection: (status, lower-cased head, body).
 async fn request(
@@ -35,12 +36,6 @@ async fn request(
     let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
     let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, head, out[split + 4..].to_vec())
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .map(str::trim)
 }
 
 /// A polling client connected to `/`: returns the path of its session.
